@@ -1,0 +1,50 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.test-installed
+SYSTEM_STAMP := $(VENV)/.system-installed
+# Debian packages used by the tests: real MQTT clients and Node.js for MQTT.js.
+DEB_PACKAGES := mosquitto-clients nodejs npm
+
+.PHONY: run test lint typecheck system-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml tests/interop/mqttjs/package.json | $(VENV)/bin/python
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	cd tests/interop/mqttjs && npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP) $@
+
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+run: $(STAMP)
+	$(VENV)/bin/roost serve
+
+test: system-deps $(TEST_STAMP)
+	$(VENV)/bin/ruff check roost tests
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check roost tests
+
+typecheck: $(TEST_STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) tests/interop/mqttjs/node_modules

@@ -1,0 +1,66 @@
+"""The ``roost`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from roost import __version__
+from roost.config import Config, ConfigError, ListenerConfig, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roost", description="Roost MQTT broker")
+    parser.add_argument("--version", action="version", version=f"roost {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the broker")
+    serve.add_argument("--config", help="TOML config file (see docs/configuration.md)")
+    serve.add_argument("--bind", help="address of the first listener (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port of the first listener (default 1883)")
+    serve.add_argument("--data-dir", help="directory for durable state (default ./data)")
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    return parser
+
+
+def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
+    if args.data_dir:
+        config = replace(config, data_dir=args.data_dir)
+    if args.bind is not None or args.port is not None:
+        first = config.listeners[0]
+        if args.port is not None and not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port: expected a port from 0 to 65535, got {args.port}")
+        first = replace(first, bind=args.bind if args.bind is not None else first.bind,
+                        port=args.port if args.port is not None else first.port)
+        config = replace(config, listeners=(first, *config.listeners[1:]))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            config = load(args.file)
+            print(f"{args.file}: ok ({len(config.listeners)} listener(s))")
+            return 0
+        config = load(args.config) if args.config else Config(listeners=(ListenerConfig(),))
+        config = _apply_overrides(config, args)
+    except ConfigError as exc:
+        print(f"roost: config error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log.level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from roost.app import run
+
+    try:
+        run(config)
+    except OSError as exc:
+        print(f"roost: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""One client connection: the MQTT protocol state machine between a Link and the engine.
+
+Bytes come in through ``data_received``; packets go out through the link. Every
+protocol violation ends in ``_fail``, the one place that turns an error into a
+DISCONNECT reason code (5.0) or a plain close (3.x).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from roost.engine.engine import Engine
+from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.message import Message
+from roost.engine.session import Delivery, Session
+from roost.engine.subscriptions import Subscription
+from roost.engine.clock import Timer
+from roost.engine.link import Link
+from roost.mqtt.decoder import Decoder
+from roost.mqtt.encoder import encode
+from roost.mqtt.errors import ProtocolViolation, UnsupportedProtocolVersion
+from roost.mqtt.packets import (
+    Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingresp, Puback, Pubcomp,
+    Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe, Will,
+)
+from roost.mqtt.properties import Properties
+from roost.mqtt.reason_codes import ReasonCode
+from roost.mqtt.topics import is_valid_topic_filter, is_valid_topic_name, parse_shared
+
+log = logging.getLogger("roost.connection")
+
+NEVER_EXPIRES = 0xFFFFFFFF
+UNLIMITED_PACKET = 268_435_460
+
+
+class State(Enum):
+    AWAIT_CONNECT = 1
+    CONNECTED = 2
+    CLOSED = 3
+
+
+class Channel:
+    """Protocol state for one connection; also the session's outlet while online."""
+
+    def __init__(self, engine: Engine, link: Link) -> None:
+        self.engine = engine
+        self.link = link
+        self.settings = engine.settings
+        self.state = State.AWAIT_CONNECT
+        self.decoder = Decoder(max_packet_size=self.settings.max_packet_size)
+        self.level = 4
+        self.client_id = ""
+        self.username: str | None = None
+        self.session: Session | None = None
+        self.will: Will | None = None
+        self.keepalive = 0
+        self.last_received = engine.clock.monotonic()
+        # What the client told us it can take (5.0 CONNECT properties).
+        self.client_receive_maximum = 65535
+        self.client_max_packet = UNLIMITED_PACKET
+        self.client_alias_maximum = 0
+        self.alias_out: dict[str, int] = {}
+        self.alias_in: dict[int, str] = {}
+        self.disconnect_reason: str | None = None
+        self._timer: Timer | None = engine.clock.call_later(
+            self.settings.connect_timeout, self._connect_timed_out)
+        engine.stats.connections_total += 1
+
+    # -- Input -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.last_received = self.engine.clock.monotonic()
+        self.engine.stats.bytes_received += len(data)
+        try:
+            packets = self.decoder.feed(data)
+        except ProtocolViolation as exc:
+            for packet in exc.preceding:
+                self._handle_safely(packet)  # type: ignore[arg-type]
+                if self.state is State.CLOSED:
+                    return
+            self._fail(exc)
+            return
+        for packet in packets:
+            self._handle_safely(packet)
+            if self.state is State.CLOSED:
+                return
+
+    def _handle_safely(self, packet: Packet) -> None:
+        try:
+            self._handle(packet)
+        except ProtocolViolation as exc:
+            self._fail(exc)
+
+    def _handle(self, packet: Packet) -> None:
+        if self.state is State.AWAIT_CONNECT:
+            if not isinstance(packet, Connect):
+                raise ProtocolViolation("first packet is not CONNECT")
+            self._on_connect(packet)
+            return
+        handler = self._handlers.get(packet.type)
+        if handler is None:
+            raise ProtocolViolation(f"a client may not send {packet.type.name}")
+        handler(self, packet)
+
+    # -- Errors and closing -------------------------------------------------------
+
+    def _fail(self, exc: ProtocolViolation) -> None:
+        """The single place where a violation becomes what the client sees."""
+        self.engine.stats.protocol_errors += 1
+        log.info("closing %s (%s): %s", self.client_id or "-", self.link.peer, exc)
+        if self.state is State.AWAIT_CONNECT:
+            if isinstance(exc, UnsupportedProtocolVersion):
+                # The client's level is unknown, so answer in the 3.1.1 format (3.1.2.2).
+                self.link.write(encode(Connack(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION), 4))
+            self.close(str(exc))
+            return
+        self.disconnect(exc.reason, str(exc))
+
+    def disconnect(self, reason: ReasonCode, why: str | None = None,
+                   properties: Properties | None = None) -> None:
+        """Server-initiated close: DISCONNECT with ``reason`` for 5.0, then close."""
+        if self.state is State.CLOSED:
+            return
+        if self.level == 5 and self.state is State.CONNECTED:
+            self._send(Disconnect(reason, properties or Properties()))
+        self.close(why or reason.name.lower())
+
+    def close(self, why: str) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.disconnect_reason = why
+        self.link.close()
+        self.connection_lost()
+
+    def connection_lost(self) -> None:
+        """The transport is gone (or we closed it): hand the session back."""
+        if self.state is State.CLOSED and self.session is None:
+            return
+        was_connected = self.state is State.CONNECTED
+        self.state = State.CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        session, self.session = self.session, None
+        if was_connected and session is not None and session.outlet is self:
+            log.info("disconnected %s (%s): %s", self.client_id, self.link.peer,
+                     self.disconnect_reason or "connection lost")
+            self.engine.sessions.closed(session, self.will)
+        self.will = None
+
+    def _connect_timed_out(self) -> None:
+        self._timer = None
+        if self.state is State.AWAIT_CONNECT:
+            self.close("no CONNECT in time")
+
+    def _keepalive_check(self) -> None:
+        self._timer = None
+        if self.state is not State.CONNECTED:
+            return
+        limit = self.keepalive * 1.5
+        idle = self.engine.clock.monotonic() - self.last_received
+        if idle >= limit:
+            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
+        else:
+            self._timer = self.engine.clock.call_later(limit - idle, self._keepalive_check)
+
+    # -- Output ------------------------------------------------------------------
+
+    def _send(self, packet: Packet) -> None:
+        data = encode(packet, self.level)
+        self.engine.stats.bytes_sent += len(data)
+        self.link.write(data)
+
+    @property
+    def send_window(self) -> int:
+        return min(self.client_receive_maximum, self.settings.max_inflight)
+
+    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
+        message = delivery.message
+        stats = self.engine.stats
+        now = self.engine.clock.monotonic()
+        if message.expired(now):
+            stats.dropped_expired += 1
+            return False
+        if delivery.qos == 0 and self.link.buffered() > self.settings.max_output_buffer:
+            stats.dropped_slow_consumer += 1
+            return False
+        level = self.level
+        simple = level < 5 or (not delivery.subscription_ids and message.expires_at is None
+                               and not self.client_alias_maximum)
+        if simple and packet_id is None:
+            key = (level, delivery.retain)
+            data = message.encoded.get(key)
+            if data is None:
+                data = encode(Publish(message.topic, message.payload, 0, delivery.retain,
+                                      False, None, message.properties), level)
+                message.encoded[key] = data
+        else:
+            data = self._encode_publish(delivery, packet_id, dup, now)
+            if data is None:
+                return False
+        if len(data) > self.client_max_packet:
+            stats.dropped_too_large += 1
+            return False
+        stats.messages_sent += 1
+        stats.bytes_sent += len(data)
+        self.link.write(data)
+        return True
+
+    def _encode_publish(self, delivery: Delivery, packet_id: int | None, dup: bool,
+                        now: float) -> bytes | None:
+        message = delivery.message
+        topic = message.topic
+        props = message.properties
+        if self.level == 5:
+            props = props.copy()
+            props.subscription_identifiers = delivery.subscription_ids
+            remaining = message.remaining_expiry(now)
+            if remaining is not None:
+                props.message_expiry_interval = remaining
+            if self.client_alias_maximum:
+                alias = self.alias_out.get(topic)
+                if alias is not None:
+                    props.topic_alias = alias
+                    topic = ""
+                elif len(self.alias_out) < self.client_alias_maximum:
+                    props.topic_alias = self.alias_out[topic] = len(self.alias_out) + 1
+        data = encode(Publish(topic, message.payload, delivery.qos, delivery.retain, dup,
+                              packet_id, props), self.level)
+        if len(data) > self.client_max_packet and topic and props.topic_alias is not None:
+            # Too large to send: forget an alias we just assigned, as nothing was sent.
+            if self.alias_out.get(topic) == len(self.alias_out):
+                del self.alias_out[topic]
+        return data
+
+    def send_pubrel(self, packet_id: int) -> None:
+        self._send(Pubrel(packet_id))
+
+    # -- CONNECT ------------------------------------------------------------------
+
+    def _refuse(self, reason: ReasonCode, why: str) -> None:
+        self.engine.stats.auth_failures += reason in (
+            ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        log.info("refused %s (%s): %s", self.client_id or "-", self.link.peer, why)
+        self._send(Connack(reason))
+        self.close(why)
+
+    def _on_connect(self, p: Connect) -> None:
+        self.level = p.protocol_level
+        settings = self.settings
+        props = p.properties
+        self.client_id = p.client_id
+        assigned = None
+        if not p.client_id:
+            if self.level == 3 or (self.level == 4 and not p.clean_start):
+                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+                                    "empty client id without clean session")
+            self.client_id = "auto-" + uuid.uuid4().hex
+            if self.level == 5:
+                assigned = self.client_id
+        if props.authentication_method is not None:
+            return self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD,
+                                "enhanced authentication is not supported")
+        will = p.will
+        if will is not None:
+            if not is_valid_topic_name(will.topic):
+                return self._refuse(ReasonCode.TOPIC_NAME_INVALID, "invalid will topic")
+            if will.qos > settings.maximum_qos:
+                return self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
+            if will.retain and not settings.retain_available:
+                return self._refuse(ReasonCode.RETAIN_NOT_SUPPORTED, "will retain unsupported")
+        keepalive = p.keepalive
+        server_keep_alive = None
+        if keepalive > settings.max_keepalive or (keepalive == 0 and settings.max_keepalive
+                                                  < 65535):
+            if self.level < 5:
+                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+                                    f"keepalive {keepalive} above the maximum")
+            keepalive = server_keep_alive = settings.max_keepalive
+        event = ConnectEvent(self.client_id, p.username, p.password, self.link.peer,
+                             self.link.listener, self.level)
+        if run_chain(self.engine.authenticators, event) is not Decision.ALLOW:
+            reason = (ReasonCode.NOT_AUTHORIZED if p.username is None
+                      else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+            return self._refuse(reason, "authentication failed")
+        self.username = p.username
+
+        if self.level == 5:
+            expiry = props.session_expiry_interval or 0
+            session_expiry: int | None = None if expiry == NEVER_EXPIRES else expiry
+            self.client_receive_maximum = props.receive_maximum or 65535
+            self.client_max_packet = props.maximum_packet_size or UNLIMITED_PACKET
+            self.client_alias_maximum = props.topic_alias_maximum or 0
+        else:
+            session_expiry = 0 if p.clean_start else settings.persistent_session_expiry
+
+        # Take over from a connection still using this client id (3.1.4-3).
+        existing = self.engine.sessions.get(self.client_id)
+        if existing is not None and isinstance(existing.outlet, Channel):
+            existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
+        session, present = self.engine.sessions.open(self.client_id, p.clean_start,
+                                                     session_expiry)
+        self.session = session
+        self.will = will
+        self.keepalive = keepalive
+        self.state = State.CONNECTED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if keepalive:
+            self._timer = self.engine.clock.call_later(keepalive * 1.5, self._keepalive_check)
+
+        ack = Properties()
+        if self.level == 5:
+            ack.assigned_client_identifier = assigned
+            ack.server_keep_alive = server_keep_alive
+            if settings.receive_maximum < 65535:
+                ack.receive_maximum = settings.receive_maximum
+            if settings.maximum_qos < 2:
+                ack.maximum_qos = settings.maximum_qos
+            if not settings.retain_available:
+                ack.retain_available = 0
+            ack.maximum_packet_size = settings.max_packet_size
+            if settings.topic_alias_maximum:
+                ack.topic_alias_maximum = settings.topic_alias_maximum
+            if props.request_response_information and not any(
+                    c in self.client_id for c in "+#"):
+                ack.response_information = (
+                    f"{settings.response_information_prefix}/{self.client_id}")
+        self._send(Connack(ReasonCode.SUCCESS, present, ack))
+        log.info("connected %s (%s) level %d%s", self.client_id, self.link.peer, self.level,
+                 " resumed" if present else "")
+        session.outlet = self
+        session.resume()
+
+    # -- PUBLISH and its acknowledgements -----------------------------------------
+
+    def _on_publish(self, p: Publish) -> None:
+        settings = self.settings
+        props = p.properties
+        if p.qos > settings.maximum_qos:
+            raise ProtocolViolation(f"QoS {p.qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
+        if p.retain and not settings.retain_available:
+            raise ProtocolViolation("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
+        if props.subscription_identifiers:
+            raise ProtocolViolation("PUBLISH from a client with a subscription identifier")
+        topic = p.topic
+        alias = props.topic_alias
+        if alias is not None:
+            if alias == 0 or alias > settings.topic_alias_maximum:
+                raise ProtocolViolation(f"topic alias {alias} out of range",
+                                        ReasonCode.TOPIC_ALIAS_INVALID)
+            if topic:
+                self.alias_in[alias] = topic
+            else:
+                known = self.alias_in.get(alias)
+                if known is None:
+                    raise ProtocolViolation(f"unknown topic alias {alias}")
+                topic = known
+        if not is_valid_topic_name(topic):
+            raise ProtocolViolation(f"invalid topic name {topic!r}",
+                                    ReasonCode.TOPIC_NAME_INVALID)
+        if p.qos == 2 and p.packet_id in self.session_or_fail().awaiting_pubrel:
+            # A resend of a QoS 2 message we already have: acknowledge, never route twice.
+            self._send(Pubrec(p.packet_id))  # type: ignore[arg-type]
+            return
+        reason = ReasonCode.SUCCESS
+        if props.payload_format_indicator == 1 and not _is_utf8(p.payload):
+            reason = ReasonCode.PAYLOAD_FORMAT_INVALID
+        elif authorize(self.engine.authorizers, AccessEvent(
+                self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
+            reason = ReasonCode.NOT_AUTHORIZED
+            log.info("publish by %s to %r denied", self.client_id, topic)
+        engine = self.engine
+        engine.stats.messages_received += 1
+        if reason is ReasonCode.SUCCESS:
+            message = Message.from_publish(p, topic, self.client_id, engine.clock.monotonic())
+            if engine.publish(message) == 0 and self.level == 5:
+                reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
+        if p.qos == 0:
+            return
+        packet_id = p.packet_id
+        assert packet_id is not None
+        if self.level < 5 and reason.is_error:
+            # 3.x has no way to refuse a PUBLISH; acknowledge as Mosquitto does.
+            reason = ReasonCode.SUCCESS
+        if p.qos == 1:
+            ack: Packet = Puback(packet_id, reason)
+        else:
+            session = self.session_or_fail()
+            if not reason.is_error:
+                if len(session.awaiting_pubrel) >= settings.receive_maximum:
+                    raise ProtocolViolation("too many QoS 2 messages awaiting PUBREL",
+                                            ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+                session.awaiting_pubrel.add(packet_id)
+            ack = Pubrec(packet_id, reason)
+        engine.store.commit(lambda ok: self._acknowledge(ack, ok))
+
+    def _acknowledge(self, ack: Any, committed: bool) -> None:
+        if self.state is not State.CONNECTED:
+            return
+        if not committed:
+            if self.level < 5:
+                self.close("store failure")
+                return
+            ack.reason_code = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
+        self._send(ack)
+
+    def session_or_fail(self) -> Session:
+        if self.session is None:
+            raise ProtocolViolation("no session")
+        return self.session
+
+    def _on_puback(self, p: Puback) -> None:
+        self.session_or_fail().acknowledged(p.packet_id, 1)
+
+    def _on_pubrec(self, p: Pubrec) -> None:
+        if self.session_or_fail().received(p.packet_id, p.reason_code.is_error):
+            if not p.reason_code.is_error:
+                self._send(Pubrel(p.packet_id))
+        elif not p.reason_code.is_error:
+            self._send(Pubrel(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+
+    def _on_pubrel(self, p: Pubrel) -> None:
+        session = self.session_or_fail()
+        if p.packet_id in session.awaiting_pubrel:
+            session.awaiting_pubrel.discard(p.packet_id)
+            self._send(Pubcomp(p.packet_id))
+        else:
+            self._send(Pubcomp(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+
+    def _on_pubcomp(self, p: Pubcomp) -> None:
+        self.session_or_fail().acknowledged(p.packet_id, 2)
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------
+
+    def _on_subscribe(self, p: Subscribe) -> None:
+        session = self.session_or_fail()
+        engine = self.engine
+        ids = p.properties.subscription_identifiers
+        identifier = ids[0] if ids else None
+        codes: list[ReasonCode] = []
+        granted: list[tuple[Subscription, bool]] = []
+        for req in p.subscriptions:
+            try:
+                shared = parse_shared(req.topic_filter)
+            except ValueError:
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+                continue
+            inner = shared.topic_filter if shared else req.topic_filter
+            if not is_valid_topic_filter(inner):
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+                continue
+            if shared and req.no_local:
+                raise ProtocolViolation("no local on a shared subscription")
+            if authorize(engine.authorizers, AccessEvent(
+                    self.client_id, self.username, Action.SUBSCRIBE,
+                    req.topic_filter)) is Decision.DENY:
+                codes.append(ReasonCode.NOT_AUTHORIZED)
+                continue
+            qos = min(req.qos, self.settings.maximum_qos)
+            sub = Subscription(req.topic_filter, qos, req.no_local, req.retain_as_published,
+                               req.retain_handling, identifier,
+                               shared.group if shared else None)
+            old = session.subscriptions.get(req.topic_filter)
+            if old is not None and old.share_group != sub.share_group:
+                engine.router.unsubscribe(session, old)
+            existed = engine.router.subscribe(session, sub)
+            session.subscriptions[req.topic_filter] = sub
+            codes.append(ReasonCode(qos))
+            granted.append((sub, existed))
+        self._send(Suback(p.packet_id, codes))
+        now = engine.clock.monotonic()
+        for sub, existed in granted:
+            if sub.share_group is not None:
+                continue  # retained messages are not sent for shared subscriptions
+            if sub.retain_handling == 2 or (sub.retain_handling == 1 and existed):
+                continue
+            inner = sub.topic_filter
+            for message in engine.retained.matching(inner, now):
+                session.deliver_retained(message, sub)
+
+    def _on_unsubscribe(self, p: Unsubscribe) -> None:
+        session = self.session_or_fail()
+        codes = []
+        for topic_filter in p.topic_filters:
+            sub = session.subscriptions.pop(topic_filter, None)
+            if sub is not None:
+                self.engine.router.unsubscribe(session, sub)
+                codes.append(ReasonCode.SUCCESS)
+            else:
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        self._send(Unsuback(p.packet_id, codes))
+
+    # -- The rest -----------------------------------------------------------------
+
+    def _on_pingreq(self, p: Packet) -> None:
+        self._send(Pingresp())
+
+    def _on_disconnect(self, p: Disconnect) -> None:
+        session = self.session_or_fail()
+        expiry = p.properties.session_expiry_interval
+        if expiry is not None:
+            if session.expiry_interval == 0 and expiry != 0:
+                raise ProtocolViolation("session expiry set on DISCONNECT after 0 at CONNECT")
+            session.expiry_interval = None if expiry == NEVER_EXPIRES else expiry
+        if p.reason_code != ReasonCode.DISCONNECT_WITH_WILL:
+            self.will = None
+        self.close(f"client disconnected ({p.reason_code.name.lower()})")
+
+    def _on_auth(self, p: Auth) -> None:
+        raise ProtocolViolation("AUTH without an authentication method")
+
+    _handlers: dict[int, Callable[[Channel, Any], None]] = {
+        PacketType.PUBLISH: _on_publish,
+        PacketType.PUBACK: _on_puback,
+        PacketType.PUBREC: _on_pubrec,
+        PacketType.PUBREL: _on_pubrel,
+        PacketType.PUBCOMP: _on_pubcomp,
+        PacketType.SUBSCRIBE: _on_subscribe,
+        PacketType.UNSUBSCRIBE: _on_unsubscribe,
+        PacketType.PINGREQ: _on_pingreq,
+        PacketType.DISCONNECT: _on_disconnect,
+        PacketType.AUTH: _on_auth,
+        PacketType.CONNECT: lambda self, p: self._second_connect(),
+    }
+
+    def _second_connect(self) -> None:
+        raise ProtocolViolation("second CONNECT")
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,27 @@
+"""What the engine needs from a network connection (implemented by the transport)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Link(Protocol):
+    @property
+    def peer(self) -> str:
+        """The client's address as ``host:port`` (the real one, behind a proxy)."""
+        ...
+
+    @property
+    def listener(self) -> str:
+        """Name of the listener the connection arrived on."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet sent to the socket."""
+        ...
+
+    def close(self) -> None:
+        """Flush what was written, then close the connection."""
+        ...

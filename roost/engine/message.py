@@ -1,0 +1,67 @@
+"""An application message as it travels through the broker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from roost.mqtt.packets import Publish, Will
+from roost.mqtt.properties import Properties
+
+
+@dataclass(slots=True)
+class Message:
+    """A published message; immutable once routed, shared by every receiver.
+
+    ``properties`` holds only what travels with the message (payload format, content
+    type, response topic, correlation data, user properties); per-receiver fields such
+    as subscription identifiers and topic aliases are added when it is sent.
+    """
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Properties = field(default_factory=Properties)
+    origin: str | None = None
+    # Monotonic deadline from the Message Expiry Interval, None if it never expires.
+    expires_at: float | None = None
+    # Encoded PUBLISH bytes shared by every receiver that needs no per-receiver change,
+    # keyed by (protocol level, retain flag).
+    encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict)
+
+    @classmethod
+    def from_publish(cls, p: Publish, topic: str, origin: str | None, now: float) -> Message:
+        return cls(topic, p.payload, p.qos, p.retain, forwardable(p.properties), origin,
+                   _deadline(p.properties, now))
+
+    @classmethod
+    def from_will(cls, w: Will, origin: str, now: float) -> Message:
+        return cls(w.topic, w.payload, w.qos, w.retain, forwardable(w.properties), origin,
+                   _deadline(w.properties, now))
+
+    def remaining_expiry(self, now: float) -> int | None:
+        """Seconds left before expiry, rounded up; None if it never expires."""
+        if self.expires_at is None:
+            return None
+        return max(0, math.ceil(self.expires_at - now))
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def _deadline(props: Properties, now: float) -> float | None:
+    if props.message_expiry_interval is None:
+        return None
+    return now + props.message_expiry_interval
+
+
+def forwardable(props: Properties) -> Properties:
+    """The properties the server must forward unaltered with a message (3.3.2.3)."""
+    return Properties(
+        payload_format_indicator=props.payload_format_indicator,
+        content_type=props.content_type,
+        response_topic=props.response_topic,
+        correlation_data=props.correlation_data,
+        user_properties=list(props.user_properties),
+    )

@@ -1,0 +1,46 @@
+"""Retained messages: one per topic, found by topic filter, backed by the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from roost.engine.message import Message
+from roost.engine.store import Store
+from roost.engine.topic_trie import TopicTrie
+
+
+class RetainedMessages:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._trie: TopicTrie[Message] = TopicTrie()
+        self.count = 0
+        for message in store.retained_load():
+            self._put(message)
+
+    def _put(self, message: Message) -> None:
+        if self._trie.get(message.topic) is None:
+            self.count += 1
+        self._trie.set(message.topic, message)
+
+    def update(self, message: Message) -> None:
+        """Apply a PUBLISH with the retain flag: store it, or delete on empty payload."""
+        if message.payload:
+            self._put(message)
+            self._store.retained_set(message)
+        else:
+            if self._trie.discard(message.topic) is not None:
+                self.count -= 1
+            self._store.retained_delete(message.topic)
+
+    def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
+        """Unexpired retained messages whose topic ``topic_filter`` matches."""
+        expired = []
+        for message in self._trie.match_names(topic_filter):
+            if message.expired(now):
+                expired.append(message)
+            else:
+                yield message
+        for message in expired:
+            if self._trie.discard(message.topic) is not None:
+                self.count -= 1
+            self._store.retained_delete(message.topic)

@@ -1,0 +1,213 @@
+"""A session: the state that outlives a connection (4.1).
+
+It owns the client's subscriptions, the packet identifiers it uses towards the client,
+QoS 1/2 messages in flight, messages queued while offline or while the window is full,
+and the QoS 2 packet identifiers received and awaiting PUBREL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from roost.engine.clock import Timer
+from roost.engine.message import Message
+from roost.engine.subscriptions import Subscription
+from roost.mqtt.packets import Will
+
+if TYPE_CHECKING:
+    from roost.engine.stats import Stats
+
+log = logging.getLogger("roost.session")
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message on its way to one session, at the QoS and flags it will be sent with."""
+
+    message: Message
+    qos: int
+    retain: bool
+    subscription_ids: list[int]
+
+
+@dataclass(slots=True)
+class Inflight:
+    delivery: Delivery
+    # "publish": PUBLISH sent, waiting for PUBACK/PUBREC; "pubrel": PUBREL sent.
+    state: str = "publish"
+
+
+class Outlet(Protocol):
+    """The connection a session sends through while the client is online."""
+
+    @property
+    def send_window(self) -> int: ...
+
+    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
+        """Send a PUBLISH; False if it was dropped (too large for the client)."""
+        ...
+
+    def send_pubrel(self, packet_id: int) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    client_id: str
+    # Seconds the session outlives its connection; None means it never expires.
+    expiry_interval: int | None = 0
+    max_queued: int = 1000
+    queue_qos0: bool = False
+    stats: Stats | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    outlet: Outlet | None = None
+    inflight: dict[int, Inflight] = field(default_factory=dict)
+    queue: deque[Delivery] = field(default_factory=deque)
+    awaiting_pubrel: set[int] = field(default_factory=set)
+    next_packet_id: int = 1
+    dropped: int = 0
+    # A will waiting for its delay or for the session to end, and the timers involved.
+    pending_will: Will | None = None
+    will_timer: Timer | None = None
+    expiry_timer: Timer | None = None
+
+    # -- Subscriber interface -------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        return self.client_id
+
+    @property
+    def online(self) -> bool:
+        return self.outlet is not None
+
+    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+        """Accept a routed message matched by one or more of this session's filters.
+
+        One copy is sent at the highest QoS granted by any of them (capped at the
+        message's own), carrying every matching subscription identifier.
+        """
+        subs = subscriptions
+        if message.origin == self.client_id:
+            subs = [s for s in subscriptions if not s.no_local]
+            if not subs:
+                return
+        qos = 0
+        retain = False
+        ids: list[int] = []
+        for s in subs:
+            if s.qos > qos:
+                qos = s.qos
+            if s.retain_as_published:
+                retain = message.retain
+            if s.identifier is not None:
+                ids.append(s.identifier)
+        if message.qos < qos:
+            qos = message.qos
+        self.enqueue(Delivery(message, qos, retain, ids))
+
+    def deliver_retained(self, message: Message, sub: Subscription) -> None:
+        """Send a retained message because of a new subscription (retain flag set)."""
+        ids = [sub.identifier] if sub.identifier is not None else []
+        self.enqueue(Delivery(message, min(message.qos, sub.qos), True, ids))
+
+    # -- Queueing and the inflight window --------------------------------------------
+
+    def enqueue(self, delivery: Delivery) -> None:
+        outlet = self.outlet
+        if delivery.qos == 0:
+            if outlet is not None:
+                outlet.send_delivery(delivery, None, False)
+                return
+            if not self.queue_qos0:
+                return
+        elif outlet is not None and not self.queue and len(self.inflight) < outlet.send_window:
+            self._send_new(outlet, delivery)
+            return
+        if len(self.queue) >= self.max_queued:
+            self._drop(delivery)
+            return
+        self.queue.append(delivery)
+
+    def _drop(self, delivery: Delivery) -> None:
+        self.dropped += 1
+        if self.stats is not None:
+            self.stats.dropped_queue_full += 1
+        if self.dropped == 1:
+            log.warning("session %r: queue full (%d messages), dropping new messages; "
+                        "further drops for this session are counted, not logged",
+                        self.client_id, self.max_queued)
+
+    def _allocate_packet_id(self) -> int:
+        pid = self.next_packet_id
+        for _ in range(65535):
+            if pid not in self.inflight:
+                break
+            pid = pid % 65535 + 1
+        else:  # pragma: no cover - the window is far below 65535
+            raise RuntimeError("no free packet identifier")
+        self.next_packet_id = pid % 65535 + 1
+        return pid
+
+    def _send_new(self, outlet: Outlet, delivery: Delivery) -> None:
+        if delivery.qos == 0:
+            outlet.send_delivery(delivery, None, False)
+            return
+        pid = self._allocate_packet_id()
+        if outlet.send_delivery(delivery, pid, False):
+            self.inflight[pid] = Inflight(delivery)
+
+    def pump(self) -> None:
+        """Move queued messages into flight while the window allows."""
+        outlet = self.outlet
+        if outlet is None:
+            return
+        queue = self.queue
+        window = outlet.send_window
+        while queue and len(self.inflight) < window and self.outlet is outlet:
+            self._send_new(outlet, queue.popleft())
+
+    def resume(self) -> None:
+        """On reconnect: resend what is in flight (DUP set), then the queue, in order."""
+        outlet = self.outlet
+        if outlet is None:
+            return
+        for pid, item in list(self.inflight.items()):
+            if item.state == "pubrel":
+                outlet.send_pubrel(pid)
+            elif not outlet.send_delivery(item.delivery, pid, True):
+                del self.inflight[pid]
+        self.pump()
+
+    # -- Acknowledgements from the client --------------------------------------------
+
+    def acknowledged(self, packet_id: int, qos: int) -> bool:
+        """PUBACK (qos 1) or PUBCOMP (qos 2) arrived; True if it matched."""
+        item = self.inflight.get(packet_id)
+        if item is None or item.delivery.qos != qos:
+            return False
+        if qos == 2 and item.state != "pubrel":
+            return False
+        del self.inflight[packet_id]
+        self.pump()
+        return True
+
+    def received(self, packet_id: int, failed: bool) -> bool:
+        """PUBREC arrived; True if it matched a QoS 2 PUBLISH in flight."""
+        item = self.inflight.get(packet_id)
+        if item is None or item.delivery.qos != 2:
+            return False
+        if failed:
+            del self.inflight[packet_id]
+            self.pump()
+        else:
+            item.state = "pubrel"
+        return True
+
+    def cancel_timers(self) -> None:
+        for timer in (self.will_timer, self.expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        self.will_timer = self.expiry_timer = None

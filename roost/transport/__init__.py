@@ -1,0 +1,1 @@
+"""The asyncio edge: listeners that feed bytes to channels and write their output."""
