@@ -71,7 +71,8 @@ class _Reader:
     def error(self, key: str, expected: str, value: Any) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: expected {expected}, got {_describe(value)}")
 
-    def section(self, data: dict[str, Any], prefix: str, cls: type, known: set[str]) -> dict[str, Any]:
+    def section(self, data: dict[str, Any], prefix: str, cls: type,
+                known: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
         for key, value in data.items():

@@ -3,12 +3,33 @@
 from roost.mqtt.decoder import Decoder, decode_packet
 from roost.mqtt.encoder import encode
 from roost.mqtt.errors import (
-    MalformedPacket, PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion, UsageError,
+    MalformedPacket,
+    PacketTooLarge,
+    ProtocolViolation,
+    UnsupportedProtocolVersion,
+    UsageError,
 )
 from roost.mqtt.packets import (
-    Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingreq, Pingresp, ProtocolLevel,
-    Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe, SubscriptionRequest, Unsuback,
-    Unsubscribe, Will,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    Pingreq,
+    Pingresp,
+    ProtocolLevel,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionRequest,
+    Unsuback,
+    Unsubscribe,
+    Will,
 )
 from roost.mqtt.properties import Properties, PropertyId
 from roost.mqtt.reason_codes import ConnackReturnCode, ReasonCode

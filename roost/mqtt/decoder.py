@@ -10,11 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roost.mqtt.errors import MalformedPacket, PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
+from roost.mqtt.errors import (
+    MalformedPacket,
+    PacketTooLarge,
+    ProtocolViolation,
+    UnsupportedProtocolVersion,
+)
 from roost.mqtt.packets import (
-    Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingreq, Pingresp, ProtocolLevel,
-    Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe, SubscriptionRequest,
-    Unsuback, Unsubscribe, Will,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    Pingreq,
+    Pingresp,
+    ProtocolLevel,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionRequest,
+    Unsuback,
+    Unsubscribe,
+    Will,
 )
 from roost.mqtt.properties import SPECS, PacketKind, Properties, WireType
 from roost.mqtt.reason_codes import ReasonCode, reason_from_v3_connack
@@ -22,7 +44,7 @@ from roost.mqtt.reason_codes import ReasonCode, reason_from_v3_connack
 MAX_REMAINING_LENGTH = 268_435_455
 
 # Fixed-header flag bits that are reserved and must have exactly this value (2.1.3).
-_REQUIRED_FLAGS = {
+_REQUIRED_FLAGS: dict[int, int] = {
     PacketType.CONNECT: 0, PacketType.CONNACK: 0, PacketType.PUBACK: 0, PacketType.PUBREC: 0,
     PacketType.PUBREL: 2, PacketType.PUBCOMP: 0, PacketType.SUBSCRIBE: 2, PacketType.SUBACK: 0,
     PacketType.UNSUBSCRIBE: 2, PacketType.UNSUBACK: 0, PacketType.PINGREQ: 0,

@@ -12,8 +12,21 @@ from typing import Any
 
 from roost.mqtt.errors import UsageError
 from roost.mqtt.packets import (
-    Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingreq, Pingresp, Puback,
-    Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
 )
 from roost.mqtt.properties import Properties, WireType, present
 from roost.mqtt.reason_codes import ReasonCode, connack_code_for_v3

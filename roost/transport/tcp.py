@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable
 
 from roost.engine.channel import Channel
 from roost.engine.engine import Engine
@@ -122,6 +121,9 @@ def is_loopback(host: str) -> bool:
 async def start_tcp_listener(engine: Engine, name: str, host: str, port: int,
                              flusher: Flusher, backlog: int = 4096) -> asyncio.Server:
     loop = asyncio.get_running_loop()
-    factory: Callable[[], MqttConnection] = lambda: MqttConnection(engine, name, flusher)
+
+    def factory() -> MqttConnection:
+        return MqttConnection(engine, name, flusher)
+
     server = await loop.create_server(factory, host, port, backlog=backlog, reuse_address=True)
     return server

@@ -1,0 +1,69 @@
+"""Config loading: defaults, the documented example, and errors that name file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from roost.config import Config, ConfigError, from_dict, load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_documented_example_loads_and_equals_defaults():
+    example = load(ROOT / "docs" / "roost.example.toml")
+    defaults = Config()
+    assert example.mqtt == defaults.mqtt
+    assert example.listeners == defaults.listeners
+    assert example.data_dir == defaults.data_dir
+
+
+def test_values_are_applied():
+    cfg = from_dict({"mqtt": {"max_inflight": 7, "persistent_session_expiry": 3600,
+                              "connect_timeout": 2},
+                     "listeners": [{"port": 1884}, {"name": "lan", "bind": "0.0.0.0",
+                                                    "allow_anonymous": True}]})
+    assert cfg.mqtt.max_inflight == 7
+    assert cfg.mqtt.persistent_session_expiry == 3600
+    assert cfg.mqtt.connect_timeout == 2.0
+    assert [(lst.name, lst.port) for lst in cfg.listeners] == [("default", 1884), ("lan", 1883)]
+    assert cfg.listeners[1].allow_anonymous is True
+
+
+def test_never_means_no_expiry():
+    assert from_dict({"mqtt": {"persistent_session_expiry": "never"}}).mqtt \
+        .persistent_session_expiry is None
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"mqtt": {"max_inflight": "lots"}},
+     'f.toml: mqtt.max_inflight: expected an integer from 1 to 65535, got "lots"'),
+    ({"mqtt": {"max_inflight": 0}}, "mqtt.max_inflight: expected an integer from 1 to 65535"),
+    ({"mqtt": {"maximum_qos": 3}}, "mqtt.maximum_qos: expected an integer from 0 to 2, got 3"),
+    ({"mqtt": {"retain_available": "yes"}}, "mqtt.retain_available: expected true or false"),
+    ({"mqtt": {"max_infligt": 1}}, "mqtt.max_infligt: unknown key"),
+    ({"mqtt": 5}, "mqtt: expected a table, got 5"),
+    ({"listeners": [{"port": 70000}]}, "listeners[0].port: expected an integer from 0 to 65535"),
+    ({"listeners": [{"type": "tls"}]}, 'listeners[0].type: expected "tcp"'),
+    ({"listeners": [{}, {"name": "default"}]}, "listeners[1].name: expected a name no other"),
+    ({"listeners": []}, "listeners: expected one or more [[listeners]] tables"),
+    ({"log": {"level": "loud"}}, 'log.level: expected debug or info or warning or error'),
+    ({"colour": "blue"}, "colour: unknown key"),
+    ({"data_dir": 3}, "data_dir: expected a directory path, got 3"),
+])
+def test_errors_name_the_file_and_key(data, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict(data, "f.toml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("f.toml: ")
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = \n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "nope.toml")
