@@ -11,6 +11,8 @@ from pathlib import Path
 from roost.config import Config
 from roost.engine.engine import Engine
 from roost.engine.hooks import AnonymousPolicy, Authenticator
+from roost.engine.store import MemoryStore, Store
+from roost.store.sqlite import SqliteStore
 from roost.transport.tcp import Flusher, is_loopback, start_tcp_listener
 
 log = logging.getLogger("roost")
@@ -34,13 +36,21 @@ class AsyncioClock:
         return self._loop.call_later(delay, callback)
 
 
-def build_engine(config: Config, loop: asyncio.AbstractEventLoop) -> Engine:
+def build_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
+    if config.store.type == "memory":
+        return MemoryStore()
+    return SqliteStore(config.data_dir, loop, config.store.durability)
+
+
+def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
+                 store: Store | None = None) -> Engine:
     allow = {}
     for listener in config.listeners:
         anonymous = listener.allow_anonymous
         allow[listener.name] = is_loopback(listener.bind) if anonymous is None else anonymous
     authenticators: list[Authenticator] = [AnonymousPolicy(allow, accept_unverified=True)]
-    return Engine(AsyncioClock(loop), config.mqtt, authenticators=authenticators)
+    return Engine(AsyncioClock(loop), config.mqtt, store=store,
+                  authenticators=authenticators)
 
 
 class Broker:
@@ -55,7 +65,11 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
-        self.engine = build_engine(self.config, loop)
+        store = build_store(self.config, loop)
+        self.engine = build_engine(self.config, loop, store)
+        resumed = self.engine.restore()
+        log.info("store %s: %d sessions and %d retained messages restored",
+                 self.config.store.type, resumed, self.engine.retained.count)
         flusher = Flusher(loop)
         for listener in self.config.listeners:
             server = await start_tcp_listener(self.engine, listener.name, listener.bind,

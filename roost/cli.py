@@ -53,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from roost.app import run
+    from roost.store.sqlite import StoreError
 
     try:
         run(config)
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         print(f"roost: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

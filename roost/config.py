@@ -36,11 +36,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    # "sqlite": durable, in data_dir; "memory": nothing survives a restart.
+    type: str = "sqlite"
+    # "strict": acknowledge only after the commit; "relaxed": acknowledge at once.
+    durability: str = "strict"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: str = "data"
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: EngineSettings = field(default_factory=EngineSettings)
+    store: StoreConfig = field(default_factory=StoreConfig)
     source: str = "<defaults>"
 
 
@@ -128,7 +137,7 @@ def load(path: str | Path) -> Config:
 
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     r = _Reader(source)
-    top_known = {"data_dir", "listeners", "log", "mqtt"}
+    top_known = {"data_dir", "listeners", "log", "mqtt", "store"}
     for key in data:
         if key not in top_known:
             raise ConfigError(f"{source}: {key}: unknown key (known keys: "
@@ -144,6 +153,14 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         if values.get("level", "info") not in _LOG_LEVELS:
             raise r.error("log.level", " or ".join(_LOG_LEVELS), values["level"])
         config = replace(config, log=LogConfig(**values))
+    if "store" in data:
+        store = _table(r, "store", data["store"])
+        values = r.section(store, "store.", StoreConfig, {f.name for f in fields(StoreConfig)})
+        if values.get("type", "sqlite") not in ("sqlite", "memory"):
+            raise r.error("store.type", '"sqlite" or "memory"', values["type"])
+        if values.get("durability", "strict") not in ("strict", "relaxed"):
+            raise r.error("store.durability", '"strict" or "relaxed"', values["durability"])
+        config = replace(config, store=StoreConfig(**values))
     if "mqtt" in data:
         mqtt = _table(r, "mqtt", data["mqtt"])
         values = r.section(mqtt, "mqtt.", EngineSettings,

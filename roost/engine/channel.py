@@ -379,6 +379,13 @@ class Channel:
             log.info("publish by %s to %r denied", self.client_id, topic)
         engine = self.engine
         engine.stats.messages_received += 1
+        if p.qos and not engine.store.healthy:
+            # The store cannot take durable work now: refuse rather than acknowledge.
+            engine.stats.dropped_store_failure += 1
+            if self.level < 5:
+                self.close("store unavailable")
+                return
+            reason = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
         if reason is ReasonCode.SUCCESS:
             message = Message.from_publish(p, topic, self.client_id, engine.clock.monotonic())
             if engine.publish(message) == 0 and self.level == 5:
@@ -388,7 +395,7 @@ class Channel:
         packet_id = p.packet_id
         assert packet_id is not None
         if self.level < 5 and reason.is_error:
-            # 3.x has no way to refuse a PUBLISH; acknowledge as Mosquitto does.
+            # 3.x cannot refuse a PUBLISH; for a denied one, acknowledge as Mosquitto does.
             reason = ReasonCode.SUCCESS
         if p.qos == 1:
             ack: Packet = Puback(packet_id, reason)
@@ -398,7 +405,7 @@ class Channel:
                 if len(session.awaiting_pubrel) >= settings.receive_maximum:
                     raise ProtocolViolation("too many QoS 2 messages awaiting PUBREL",
                                             ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
-                session.awaiting_pubrel.add(packet_id)
+                session.await_pubrel(packet_id)
             ack = Pubrec(packet_id, reason)
         engine.store.commit(lambda ok: self._acknowledge(ack, ok))
 
@@ -430,7 +437,7 @@ class Channel:
     def _on_pubrel(self, p: Pubrel) -> None:
         session = self.session_or_fail()
         if p.packet_id in session.awaiting_pubrel:
-            session.awaiting_pubrel.discard(p.packet_id)
+            session.pubrel_done(p.packet_id)
             self._send(Pubcomp(p.packet_id))
         else:
             self._send(Pubcomp(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
@@ -472,10 +479,30 @@ class Channel:
             if old is not None and old.share_group != sub.share_group:
                 engine.router.unsubscribe(session, old)
             existed = engine.router.subscribe(session, sub)
-            session.subscriptions[req.topic_filter] = sub
+            session.subscribed(sub)
             codes.append(ReasonCode(qos))
             granted.append((sub, existed))
-        self._send(Suback(p.packet_id, codes))
+        suback = Suback(p.packet_id, codes)
+        if session.journal is None:
+            self._subscribed(session, suback, granted, True)
+        else:
+            # A SUBACK for a persistent session promises the subscription is stored.
+            engine.store.commit(lambda ok: self._subscribed(session, suback, granted, ok))
+
+    def _subscribed(self, session: Session, suback: Suback,
+                    granted: list[tuple[Subscription, bool]], committed: bool) -> None:
+        if self.state is not State.CONNECTED or self.session is not session:
+            return
+        if not committed:
+            if self.level < 5:
+                self.close("store failure")
+                return
+            suback.reason_codes = [c if c.is_error else ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
+                                   for c in suback.reason_codes]
+            self._send(suback)
+            return
+        self._send(suback)
+        engine = self.engine
         now = engine.clock.monotonic()
         for sub, existed in granted:
             if sub.share_group is not None:
@@ -490,7 +517,7 @@ class Channel:
         session = self.session_or_fail()
         codes = []
         for topic_filter in p.topic_filters:
-            sub = session.subscriptions.pop(topic_filter, None)
+            sub = session.unsubscribed(topic_filter)
             if sub is not None:
                 self.engine.router.unsubscribe(session, sub)
                 codes.append(ReasonCode.SUCCESS)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from roost.engine.clock import Clock
 from roost.engine.hooks import Authenticator, Authorizer
 from roost.engine.message import Message
+from roost.engine.persistence import Converter
 from roost.engine.retained import RetainedMessages
 from roost.engine.router import LocalRouter, Router
 from roost.engine.sessions import SessionRegistry
@@ -32,11 +33,16 @@ class Engine:
         self.store: Store = store or MemoryStore()
         self.router: Router = router or LocalRouter()
         self.stats = Stats()
-        self.retained = RetainedMessages(self.store)
+        self.converter = Converter(clock)
+        self.retained = RetainedMessages(self.store, self.converter)
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
-                                        self.publish)
+                                        self.publish, self.store, self.converter)
         self.authenticators = list(authenticators)
         self.authorizers = list(authorizers)
+
+    def restore(self) -> int:
+        """Bring back the sessions the store holds; return how many were resumed."""
+        return self.sessions.restore(self.store.sessions_load())
 
     def publish(self, message: Message) -> int:
         """Route a message (updating retained state first); return its receivers."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from roost.engine.message import Message
+from roost.engine.persistence import Converter
 from roost.engine.store import Store
 from roost.engine.topic_trie import TopicTrie
 
 
 class RetainedMessages:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, converter: Converter) -> None:
         self._store = store
+        self._converter = converter
         self._trie: TopicTrie[Message] = TopicTrie()
         self.count = 0
-        for message in store.retained_load():
-            self._put(message)
+        for stored in store.retained_load():
+            self._put(converter.message_in(stored))
 
     def _put(self, message: Message) -> None:
         if self._trie.get(message.topic) is None:
@@ -26,7 +28,7 @@ class RetainedMessages:
         """Apply a PUBLISH with the retain flag: store it, or delete on empty payload."""
         if message.payload:
             self._put(message)
-            self._store.retained_set(message)
+            self._store.retained_set(self._converter.message_out(message))
         else:
             if self._trie.discard(message.topic) is not None:
                 self.count -= 1

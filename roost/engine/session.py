@@ -31,6 +31,8 @@ class Delivery:
     qos: int
     retain: bool
     subscription_ids: list[int]
+    # Position in the session's stream of deliveries; the store's key for it.
+    seq: int = 0
 
 
 @dataclass(slots=True)
@@ -38,6 +40,18 @@ class Inflight:
     delivery: Delivery
     # "publish": PUBLISH sent, waiting for PUBACK/PUBREC; "pubrel": PUBREL sent.
     state: str = "publish"
+
+
+class Journal(Protocol):
+    """Where a persistent session records changes that must survive a restart."""
+
+    def added(self, delivery: Delivery) -> None: ...
+    def updated(self, delivery: Delivery, packet_id: int, state: str) -> None: ...
+    def removed(self, delivery: Delivery) -> None: ...
+    def pubrel_awaited(self, packet_id: int) -> None: ...
+    def pubrel_received(self, packet_id: int) -> None: ...
+    def subscribed(self, sub: Subscription) -> None: ...
+    def unsubscribed(self, topic_filter: str) -> None: ...
 
 
 class Outlet(Protocol):
@@ -67,6 +81,9 @@ class Session:
     queue: deque[Delivery] = field(default_factory=deque)
     awaiting_pubrel: set[int] = field(default_factory=set)
     next_packet_id: int = 1
+    next_seq: int = 1
+    # Set for sessions that outlive their connection and must be stored.
+    journal: Journal | None = None
     dropped: int = 0
     # A will waiting for its delay or for the session to end, and the timers involved.
     pending_will: Will | None = None
@@ -124,12 +141,21 @@ class Session:
             if not self.queue_qos0:
                 return
         elif outlet is not None and not self.queue and len(self.inflight) < outlet.send_window:
+            self._record(delivery)
             self._send_new(outlet, delivery)
             return
         if len(self.queue) >= self.max_queued:
             self._drop(delivery)
             return
+        if delivery.qos:
+            self._record(delivery)
         self.queue.append(delivery)
+
+    def _record(self, delivery: Delivery) -> None:
+        delivery.seq = self.next_seq
+        self.next_seq += 1
+        if self.journal is not None:
+            self.journal.added(delivery)
 
     def _drop(self, delivery: Delivery) -> None:
         self.dropped += 1
@@ -158,6 +184,10 @@ class Session:
         pid = self._allocate_packet_id()
         if outlet.send_delivery(delivery, pid, False):
             self.inflight[pid] = Inflight(delivery)
+            if self.journal is not None:
+                self.journal.updated(delivery, pid, "publish")
+        elif self.journal is not None:
+            self.journal.removed(delivery)
 
     def pump(self) -> None:
         """Move queued messages into flight while the window allows."""
@@ -179,6 +209,8 @@ class Session:
                 outlet.send_pubrel(pid)
             elif not outlet.send_delivery(item.delivery, pid, True):
                 del self.inflight[pid]
+                if self.journal is not None:
+                    self.journal.removed(item.delivery)
         self.pump()
 
     # -- Acknowledgements from the client --------------------------------------------
@@ -191,6 +223,8 @@ class Session:
         if qos == 2 and item.state != "pubrel":
             return False
         del self.inflight[packet_id]
+        if self.journal is not None:
+            self.journal.removed(item.delivery)
         self.pump()
         return True
 
@@ -201,10 +235,35 @@ class Session:
             return False
         if failed:
             del self.inflight[packet_id]
+            if self.journal is not None:
+                self.journal.removed(item.delivery)
             self.pump()
         else:
             item.state = "pubrel"
+            if self.journal is not None:
+                self.journal.updated(item.delivery, packet_id, "pubrel")
         return True
+
+    def await_pubrel(self, packet_id: int) -> None:
+        self.awaiting_pubrel.add(packet_id)
+        if self.journal is not None:
+            self.journal.pubrel_awaited(packet_id)
+
+    def pubrel_done(self, packet_id: int) -> None:
+        self.awaiting_pubrel.discard(packet_id)
+        if self.journal is not None:
+            self.journal.pubrel_received(packet_id)
+
+    def subscribed(self, sub: Subscription) -> None:
+        self.subscriptions[sub.topic_filter] = sub
+        if self.journal is not None:
+            self.journal.subscribed(sub)
+
+    def unsubscribed(self, topic_filter: str) -> Subscription | None:
+        sub = self.subscriptions.pop(topic_filter, None)
+        if sub is not None and self.journal is not None:
+            self.journal.unsubscribed(topic_filter)
+        return sub
 
     def cancel_timers(self) -> None:
         for timer in (self.will_timer, self.expiry_timer):

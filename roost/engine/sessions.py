@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 
 from roost.engine.clock import Clock
 from roost.engine.message import Message
+from roost.engine.persistence import Converter, SessionJournal
+from roost.engine.records import StoredSession
 from roost.engine.router import Router
-from roost.engine.session import Session
+from roost.engine.session import Inflight, Session
+from roost.engine.store import Store
 from roost.mqtt.packets import Will
 
 if TYPE_CHECKING:
@@ -22,7 +25,10 @@ log = logging.getLogger("roost.sessions")
 
 class SessionRegistry:
     def __init__(self, clock: Clock, router: Router, settings: EngineSettings, stats: Stats,
-                 publish: Callable[[Message], int]) -> None:
+                 publish: Callable[[Message], int], store: Store,
+                 converter: Converter) -> None:
+        self._store = store
+        self._converter = converter
         self._clock = clock
         self._router = router
         self._settings = settings
@@ -52,11 +58,44 @@ class SessionRegistry:
             # Reconnecting before the will delay elapsed cancels the will (3.1.3.2.2).
             existing.pending_will = None
             existing.expiry_interval = expiry_interval
+            self._set_persistence(existing)
             return existing, True
+        session = self._new_session(client_id, expiry_interval)
+        self._set_persistence(session)
+        return session, False
+
+    def _new_session(self, client_id: str, expiry_interval: int | None) -> Session:
         session = Session(client_id, expiry_interval, self._settings.max_queued_messages,
                           self._settings.queue_qos0, self._stats)
         self.sessions[client_id] = session
-        return session, False
+        return session
+
+    def _set_persistence(self, session: Session) -> None:
+        """Store a session that outlives its connection; forget one that does not."""
+        if session.expiry_interval == 0:
+            if session.journal is not None:
+                self._store.session_delete(session.client_id)
+                session.journal = None
+            return
+        first = session.journal is None
+        if first:
+            session.journal = SessionJournal(self._store, self._converter, session.client_id)
+        self._save(session)
+        if first:
+            # A session that just became persistent stores what it already holds.
+            journal = session.journal
+            assert journal is not None
+            for sub in session.subscriptions.values():
+                journal.subscribed(sub)
+
+    def _save(self, session: Session, disconnected: bool = False,
+              will_delay: float | None = None) -> None:
+        now = self._clock.wall()
+        will = session.pending_will
+        self._store.session_save(StoredSession(
+            session.client_id, session.expiry_interval, now if disconnected else None,
+            will=self._converter.will_out(will) if will is not None else None,
+            will_due_at=now + will_delay if will is not None and will_delay else None))
 
     def closed(self, session: Session, will: Will | None) -> None:
         """The session's connection is gone; ``will`` is set if it must be published."""
@@ -74,7 +113,12 @@ class SessionRegistry:
                     delay, lambda: self._will_due(session))
         if expiry == 0:
             self.end(session)
-        elif expiry is not None:
+            return
+        if session.journal is not None:
+            self._save(session, disconnected=True,
+                       will_delay=(session.pending_will.properties.will_delay_interval
+                                   if session.pending_will is not None else None))
+        if expiry is not None:
             session.expiry_timer = self._clock.call_later(expiry, lambda: self._expired(session))
 
     def _will_due(self, session: Session) -> None:
@@ -101,8 +145,62 @@ class SessionRegistry:
         session.subscriptions.clear()
         session.queue.clear()
         session.inflight.clear()
+        if session.journal is not None:
+            self._store.session_delete(session.client_id)
+            session.journal = None
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+
+    def restore(self, stored: list[StoredSession]) -> int:
+        """Rebuild sessions from the store at start-up; expired ones end now.
+
+        A session's expiry counts from when its client went offline, in wall-clock
+        time, so time spent while the broker was down counts too. A session whose
+        client was connected when the broker stopped counts from now.
+        """
+        now = self._clock.wall()
+        resumed = 0
+        for s in stored:
+            offline_since = s.disconnected_at if s.disconnected_at is not None else now
+            elapsed = max(0.0, now - offline_since)
+            if s.expiry_interval is not None and elapsed >= s.expiry_interval:
+                log.info("session %r expired while the broker was down", s.client_id)
+                if s.will is not None:
+                    self._publish_will(s.client_id, self._converter.will_in(s.will))
+                self._store.session_delete(s.client_id)
+                continue
+            session = self._new_session(s.client_id, s.expiry_interval)
+            session.journal = SessionJournal(self._store, self._converter, s.client_id)
+            for stored_sub in s.subscriptions:
+                sub = self._converter.subscription_in(stored_sub)
+                session.subscriptions[sub.topic_filter] = sub
+                self._router.subscribe(session, sub)
+            for d in s.deliveries:
+                delivery = self._converter.delivery_in(d)
+                if d.state in ("publish", "pubrel") and d.packet_id:
+                    session.inflight[d.packet_id] = Inflight(delivery, d.state)
+                    session.next_packet_id = d.packet_id % 65535 + 1
+                else:
+                    session.queue.append(delivery)
+                session.next_seq = max(session.next_seq, d.seq + 1)
+            session.awaiting_pubrel.update(s.awaiting_pubrel)
+            if s.will is not None:
+                will = self._converter.will_in(s.will)
+                due = (s.will_due_at - now) if s.will_due_at is not None else 0
+                if due <= 0:
+                    self._publish_will(s.client_id, will)
+                else:
+                    session.pending_will = will
+                    session.will_timer = self._clock.call_later(
+                        due, lambda session=session: self._will_due(session))
+            if s.disconnected_at is None:
+                self._save(session, disconnected=True)
+            if s.expiry_interval is not None:
+                session.expiry_timer = self._clock.call_later(
+                    s.expiry_interval - elapsed,
+                    lambda session=session: self._expired(session))
+            resumed += 1
+        return resumed
 
     def _publish_will(self, client_id: str, will: Will) -> None:
         self._publish(Message.from_will(will, client_id, self._clock.monotonic()))

@@ -16,5 +16,6 @@ class Stats:
     dropped_expired: int = 0
     dropped_too_large: int = 0
     dropped_slow_consumer: int = 0
+    dropped_store_failure: int = 0
     protocol_errors: int = 0
     auth_failures: int = 0

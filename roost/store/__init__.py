@@ -1,0 +1,1 @@
+"""Durable state behind the engine's ``Store`` interface (SQLite embedded; JetStream later)."""
