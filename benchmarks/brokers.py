@@ -1,0 +1,85 @@
+"""Start the brokers compared by the benchmarks: Roost and Mosquitto, on free ports."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
+class Broker:
+    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes], tmp: str) -> None:
+        self.name, self.port, self.proc, self.tmp = name, port, proc, tmp
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_roost(config: str = "") -> Broker:
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-roost-")
+    args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(port),
+            "--data-dir", f"{tmp}/data"]
+    if config:
+        Path(tmp, "roost.toml").write_text(config)
+        args += ["--config", f"{tmp}/roost.toml"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(f"{tmp}/log", "wb"))  # noqa: SIM115
+    _wait(port, proc, "roost")
+    return Broker("roost", port, proc, tmp)
+
+
+def start_mosquitto(extra: str = "") -> Broker:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-mosq-")
+    conf = Path(tmp, "mosquitto.conf")
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                    f"max_queued_messages 0\nmax_inflight_messages 0\n"
+                    + extra.replace("{tmp}", tmp) + "\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait(port, proc, "mosquitto")
+    return Broker("mosquitto", port, proc, tmp)
+
+
+def mosquitto_version() -> str:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    out = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=10).stdout
+    return out.splitlines()[0] if out else "mosquitto"
