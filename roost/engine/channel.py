@@ -82,14 +82,18 @@ class Channel:
         except ProtocolViolation as exc:
             for packet in exc.preceding:
                 self._handle_safely(packet)  # type: ignore[arg-type]
-                if self.state is State.CLOSED:
+                if self.closed:
                     return
             self._fail(exc)
             return
         for packet in packets:
             self._handle_safely(packet)
-            if self.state is State.CLOSED:
+            if self.closed:
                 return
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
 
     def _handle_safely(self, packet: Packet) -> None:
         try:
@@ -368,7 +372,7 @@ class Channel:
                                     ReasonCode.TOPIC_NAME_INVALID)
         if p.qos == 2 and p.packet_id in self.session_or_fail().awaiting_pubrel:
             # A resend of a QoS 2 message we already have: acknowledge, never route twice.
-            self._send(Pubrec(p.packet_id))  # type: ignore[arg-type]
+            self._send(Pubrec(p.packet_id))
             return
         reason = ReasonCode.SUCCESS
         if props.payload_format_indicator == 1 and not _is_utf8(p.payload):

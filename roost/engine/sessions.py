@@ -4,6 +4,7 @@ session expiry (3.1.2.5, 3.1.3.2.2, 3.1.2.11.2)."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -192,13 +193,13 @@ class SessionRegistry:
                 else:
                     session.pending_will = will
                     session.will_timer = self._clock.call_later(
-                        due, lambda session=session: self._will_due(session))
+                        due, partial(self._will_due, session))
             if s.disconnected_at is None:
                 self._save(session, disconnected=True)
             if s.expiry_interval is not None:
                 session.expiry_timer = self._clock.call_later(
                     s.expiry_interval - elapsed,
-                    lambda session=session: self._expired(session))
+                    partial(self._expired, session))
             resumed += 1
         return resumed
 

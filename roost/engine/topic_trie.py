@@ -114,9 +114,9 @@ class TopicTrie(Generic[V]):
                     if not (i == 0 and name.startswith("$")):
                         stack.append((child, i + 1))
             else:
-                child = node.children.get(level)
-                if child is not None:
-                    stack.append((child, i + 1))
+                exact = node.children.get(level)
+                if exact is not None:
+                    stack.append((exact, i + 1))
 
     @staticmethod
     def _all_below(node: Node[V], skip_dollar: bool) -> Iterator[V]:
