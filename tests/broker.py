@@ -7,6 +7,7 @@ tests talk to it exactly as devices do: over TCP, with nothing shared in memory.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,25 +37,35 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    """A ``roost serve`` subprocess; ``config`` is TOML text written to a temp file."""
+    """A ``roost serve`` subprocess; ``config`` is TOML text written to a temp file.
 
-    def __init__(self, config: str = "", port: int | None = None) -> None:
+    ``data_dir`` defaults to ``data`` in a fresh temp directory. ``start()`` may be called
+    again after ``stop()`` or ``kill9()``: the broker comes back on the same port with the
+    same data directory, and its output is appended to the same log.
+    """
+
+    def __init__(self, config: str = "", port: int | None = None,
+                 data_dir: str | Path | None = None) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.dir = tempfile.mkdtemp(prefix="roost-test-")
         self.log_path = Path(self.dir) / "broker.log"
+        self.data_dir = Path(data_dir) if data_dir is not None else Path(self.dir) / "data"
         self.config_text = config
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def start(self) -> BrokerProcess:
         args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(self.port),
-                "--data-dir", str(Path(self.dir) / "data")]
+                "--data-dir", str(self.data_dir)]
         if self.config_text:
             cfg = Path(self.dir) / "roost.toml"
             cfg.write_text(self.config_text)
             args += ["--config", str(cfg)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.starts += 1
+        mode = "wb" if self.starts == 1 else "ab"
+        self._log = open(self.log_path, mode)  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env)
         deadline = time.monotonic() + 15
@@ -81,6 +92,27 @@ class BrokerProcess:
                 self.proc.wait()
         if hasattr(self, "_log"):
             self._log.close()
+
+    def kill9(self) -> None:
+        """SIGKILL the broker: no shutdown code runs, as in a power cut of the process."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def restart(self, graceful: bool = True) -> BrokerProcess:
+        """Stop (SIGTERM, or SIGKILL unless ``graceful``) and start on the same port and
+        data directory."""
+        if graceful:
+            self.stop()
+        else:
+            self.kill9()
+        return self.start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
 
     def __enter__(self) -> BrokerProcess:
         return self.start()

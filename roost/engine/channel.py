@@ -420,6 +420,11 @@ class Channel:
             if self.level < 5:
                 self.close("store failure")
                 return
+            if (isinstance(ack, Pubrec) and not ack.reason_code.is_error
+                    and self.session is not None):
+                # An error PUBREC ends the flow (4.3.3): the client may reuse the packet
+                # id at once, and that new message must not be taken for a resend.
+                self.session.pubrel_done(ack.packet_id)
             ack.reason_code = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
         self._send(ack)
 
@@ -434,17 +439,40 @@ class Channel:
     def _on_pubrec(self, p: Pubrec) -> None:
         if self.session_or_fail().received(p.packet_id, p.reason_code.is_error):
             if not p.reason_code.is_error:
-                self._send(Pubrel(p.packet_id))
+                # Once PUBREL is out the PUBLISH must never be sent again (4.3.3), not
+                # even after a crash: the "pubrel" state must be on disk first.
+                self._send_when_stored(Pubrel(p.packet_id))
         elif not p.reason_code.is_error:
-            self._send(Pubrel(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            self._send_when_stored(Pubrel(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
 
     def _on_pubrel(self, p: Pubrel) -> None:
         session = self.session_or_fail()
         if p.packet_id in session.awaiting_pubrel:
             session.pubrel_done(p.packet_id)
-            self._send(Pubcomp(p.packet_id))
+            # PUBCOMP frees the packet id for a new message; were the broker to forget
+            # that in a crash, the new message would be taken for a resend and dropped.
+            self._send_when_stored(Pubcomp(p.packet_id))
         else:
-            self._send(Pubcomp(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            self._send_when_stored(Pubcomp(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+
+    def _send_when_stored(self, packet: Packet) -> None:
+        """Send once the session's changes so far are durable (at once for a session
+        that is not stored); all such packets keep their order."""
+        session = self.session
+        if session is None or session.journal is None:
+            self._send(packet)
+            return
+        self.engine.store.commit(lambda ok: self._stored(session, packet, ok))
+
+    def _stored(self, session: Session, packet: Packet, committed: bool) -> None:
+        if self.state is not State.CONNECTED or self.session is not session:
+            return
+        if not committed:
+            # Neither PUBREL nor PUBCOMP can say "not stored": end the connection, the
+            # client resends on reconnect.
+            self.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "store failure")
+            return
+        self._send(packet)
 
     def _on_pubcomp(self, p: Pubcomp) -> None:
         self.session_or_fail().acknowledged(p.packet_id, 2)

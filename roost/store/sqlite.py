@@ -92,29 +92,43 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self.path.exists()
+        db: sqlite3.Connection | None = None
         try:
+            if self.path.exists():
+                self._check()
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'NORMAL' if self.relaxed else 'FULL'}")
-            if existed:
-                result = db.execute("PRAGMA quick_check").fetchone()[0]
-                if result != "ok":
-                    raise StoreError(f"{self.path}: database is corrupt ({result}); it was "
-                                     "left untouched: restore it from a backup or move it away")
             version = self._version(db)
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: data format version {version} is newer than "
-                                 f"this Roost understands ({SCHEMA_VERSION}); upgrade Roost")
             for target in range(version, SCHEMA_VERSION):
                 log.info("migrating %s to data format version %d", self.path, target + 1)
                 db.executescript("BEGIN;" + MIGRATIONS[target] + ";"
                                  "INSERT OR REPLACE INTO meta VALUES ('schema_version', "
                                  f"'{target + 1}'); COMMIT;")
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
             raise StoreError(f"{self.path}: cannot open the database ({exc}); it was left "
                              "untouched: restore it from a backup or move it away") from exc
         return db
+
+    def _check(self) -> None:
+        """Check an existing database through a read-only connection, so that a damaged
+        or too new one is left exactly as it is: a read-write connection would switch its
+        journal mode and, on close, checkpoint a write-ahead log left by a crash into it
+        (and delete the log)."""
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise StoreError(f"{self.path}: database is corrupt ({result}); it was "
+                                 "left untouched: restore it from a backup or move it away")
+            version = self._version(db)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: data format version {version} is newer than "
+                                 f"this Roost understands ({SCHEMA_VERSION}); upgrade Roost")
+        finally:
+            db.close()
 
     @staticmethod
     def _version(db: sqlite3.Connection) -> int:
