@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 SYSTEM_STAMP := $(VENV)/.system-installed
-# Debian packages used by the tests: real MQTT clients and Node.js for MQTT.js.
-DEB_PACKAGES := mosquitto-clients nodejs npm
+# Commands the tests use, each with the Debian package that provides it: real MQTT
+# clients and Node.js for MQTT.js. Checked by command, because some images ship npm
+# inside their nodejs package and a separate Debian npm would conflict with it.
+TEST_COMMANDS := mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
+	node:nodejs npm:npm
 
 .PHONY: run test lint typecheck system-deps clean
 
@@ -25,8 +28,9 @@ $(TEST_STAMP): pyproject.toml tests/interop/mqttjs/package.json | $(VENV)/bin/py
 	touch $(STAMP) $@
 
 system-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pair in $(TEST_COMMANDS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

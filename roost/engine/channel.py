@@ -367,6 +367,9 @@ class Channel:
                 if known is None:
                     raise ProtocolViolation(f"unknown topic alias {alias}")
                 topic = known
+        if not topic:
+            # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1).
+            raise ProtocolViolation("zero-length topic name without a topic alias")
         if not is_valid_topic_name(topic):
             raise ProtocolViolation(f"invalid topic name {topic!r}",
                                     ReasonCode.TOPIC_NAME_INVALID)
@@ -374,6 +377,11 @@ class Channel:
             # A resend of a QoS 2 message we already have: acknowledge, never route twice.
             self._send(Pubrec(p.packet_id))
             return
+        if p.qos == 2 and len(self.session_or_fail().awaiting_pubrel) >= \
+                settings.receive_maximum:
+            # Checked before routing: the PUBLISH beyond the limit must not be delivered.
+            raise ProtocolViolation("too many QoS 2 messages awaiting PUBREL",
+                                    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
         reason = ReasonCode.SUCCESS
         if props.payload_format_indicator == 1 and not _is_utf8(p.payload):
             reason = ReasonCode.PAYLOAD_FORMAT_INVALID
@@ -406,9 +414,6 @@ class Channel:
         else:
             session = self.session_or_fail()
             if not reason.is_error:
-                if len(session.awaiting_pubrel) >= settings.receive_maximum:
-                    raise ProtocolViolation("too many QoS 2 messages awaiting PUBREL",
-                                            ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
                 session.await_pubrel(packet_id)
             ack = Pubrec(packet_id, reason)
         engine.store.commit(lambda ok: self._acknowledge(ack, ok))

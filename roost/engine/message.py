@@ -51,7 +51,9 @@ class Message:
 
 
 def _deadline(props: Properties, now: float) -> float | None:
-    if props.message_expiry_interval is None:
+    if not props.message_expiry_interval:
+        # Absent, or 0: Mosquitto treats 0 as "never expires" rather than dropping the
+        # message before it can reach even an online subscriber.
         return None
     return now + props.message_expiry_interval
 
