@@ -13,19 +13,34 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from roost.engine.clock import Timer
 from roost.engine.engine import Engine
 from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.engine.subscriptions import Subscription
-from roost.engine.clock import Timer
-from roost.engine.link import Link
 from roost.mqtt.decoder import Decoder
 from roost.mqtt.encoder import encode
 from roost.mqtt.errors import ProtocolViolation, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
-    Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingresp, Puback, Pubcomp,
-    Publish, Pubrec, Pubrel, Suback, Subscribe, Unsuback, Unsubscribe, Will,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
+    Will,
 )
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
@@ -237,10 +252,10 @@ class Channel:
                     props.topic_alias = self.alias_out[topic] = len(self.alias_out) + 1
         data = encode(Publish(topic, message.payload, delivery.qos, delivery.retain, dup,
                               packet_id, props), self.level)
-        if len(data) > self.client_max_packet and topic and props.topic_alias is not None:
-            # Too large to send: forget an alias we just assigned, as nothing was sent.
-            if self.alias_out.get(topic) == len(self.alias_out):
-                del self.alias_out[topic]
+        # Too large to send: forget an alias we just assigned, as nothing was sent.
+        if (len(data) > self.client_max_packet and topic and props.topic_alias is not None
+                and self.alias_out.get(topic) == len(self.alias_out)):
+            del self.alias_out[topic]
         return data
 
     def send_pubrel(self, packet_id: int) -> None:

@@ -4,8 +4,8 @@ session expiry (3.1.2.5, 3.1.3.2.2, 3.1.2.11.2)."""
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from roost.engine.clock import Clock

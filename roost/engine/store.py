@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from roost.engine.records import (
-    StoredDelivery, StoredMessage, StoredSession, StoredSubscription,
+    StoredDelivery,
+    StoredMessage,
+    StoredSession,
+    StoredSubscription,
 )
 
 
