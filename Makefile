@@ -40,12 +40,12 @@ run: $(STAMP)
 	$(VENV)/bin/roost serve
 
 test: system-deps $(TEST_STAMP)
-	$(VENV)/bin/ruff check roost tests
+	$(VENV)/bin/ruff check roost tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check roost tests
+	$(VENV)/bin/ruff check roost tests benchmarks
 
 typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy

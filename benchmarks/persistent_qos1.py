@@ -98,7 +98,8 @@ def report(results: dict[str, dict[str, dict[str, float]]], count: int, command:
             f"| {name} | {on['rate']:,.0f} | {on['rate'] / base['online']['rate']:.2f}× "
             f"| {on['ack_p50_ms']:.1f} / {on['ack_p99_ms']:.1f} "
             f"| {off['rate']:,.0f} | {off['rate'] / base['offline']['rate']:.2f}× "
-            f"| {off['drain_rate']:,.0f} | {off['drain_rate'] / base['offline']['drain_rate']:.2f}× |")
+            f"| {off['drain_rate']:,.0f} "
+            f"| {off['drain_rate'] / base['offline']['drain_rate']:.2f}× |")
     lines += [
         "",
         "Not like for like, on purpose: Mosquitto with `persistence true` writes its database "
