@@ -11,7 +11,7 @@ SYSTEM_STAMP := $(VENV)/.system-installed
 TEST_COMMANDS := mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
 	node:nodejs npm:npm
 
-.PHONY: run test lint typecheck system-deps clean
+.PHONY: run test bench lint typecheck system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ test: system-deps $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+# Benchmarks against Mosquitto (Debian package), written to docs/benchmarks.md.
+bench: $(TEST_STAMP)
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
+	$(PY) -m benchmarks.persistent_qos1 --count 20000 --write docs/benchmarks.md
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks
