@@ -59,6 +59,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "receive_maximum": (1, 65535),
     "max_inflight": (1, 65535),
     "max_queued_messages": (0, None),
+    "max_queued_bytes": (0, None),
     "topic_alias_maximum": (0, 65535),
     "max_keepalive": (1, 65535),
     "maximum_qos": (0, 2),

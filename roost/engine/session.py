@@ -75,6 +75,9 @@ class Session:
     max_queued: int = 1000
     queue_qos0: bool = False
     stats: Stats | None = None
+    # Payload and topic bytes the queue may hold; 0 means no byte limit.
+    max_queued_bytes: int = 0
+    queued_bytes: int = 0
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     outlet: Outlet | None = None
     inflight: dict[int, Inflight] = field(default_factory=dict)
@@ -144,9 +147,12 @@ class Session:
             self._record(delivery)
             self._send_new(outlet, delivery)
             return
-        if len(self.queue) >= self.max_queued:
+        size = _size(delivery)
+        if len(self.queue) >= self.max_queued or (
+                self.max_queued_bytes and self.queued_bytes + size > self.max_queued_bytes):
             self._drop(delivery)
             return
+        self.queued_bytes += size
         if delivery.qos:
             self._record(delivery)
         self.queue.append(delivery)
@@ -165,6 +171,9 @@ class Session:
             log.warning("session %r: queue full (%d messages), dropping new messages; "
                         "further drops for this session are counted, not logged",
                         self.client_id, self.max_queued)
+        if self.dropped == 1 and self.max_queued_bytes:
+            log.warning("session %r: queue limits are %d messages and %d bytes",
+                        self.client_id, self.max_queued, self.max_queued_bytes)
 
     def _allocate_packet_id(self) -> int:
         pid = self.next_packet_id
@@ -197,7 +206,9 @@ class Session:
         queue = self.queue
         window = outlet.send_window
         while queue and len(self.inflight) < window and self.outlet is outlet:
-            self._send_new(outlet, queue.popleft())
+            delivery = queue.popleft()
+            self.queued_bytes -= _size(delivery)
+            self._send_new(outlet, delivery)
 
     def resume(self) -> None:
         """On reconnect: resend what is in flight (DUP set), then the queue, in order."""
@@ -270,3 +281,8 @@ class Session:
             if timer is not None:
                 timer.cancel()
         self.will_timer = self.expiry_timer = None
+
+
+def _size(delivery: Delivery) -> int:
+    """What a queued delivery counts against the session's byte limit."""
+    return len(delivery.message.payload) + len(delivery.message.topic)

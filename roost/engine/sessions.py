@@ -67,7 +67,8 @@ class SessionRegistry:
 
     def _new_session(self, client_id: str, expiry_interval: int | None) -> Session:
         session = Session(client_id, expiry_interval, self._settings.max_queued_messages,
-                          self._settings.queue_qos0, self._stats)
+                          self._settings.queue_qos0, self._stats,
+                          max_queued_bytes=self._settings.max_queued_bytes)
         self.sessions[client_id] = session
         return session
 
@@ -145,6 +146,7 @@ class SessionRegistry:
             self._router.unsubscribe(session, sub)
         session.subscriptions.clear()
         session.queue.clear()
+        session.queued_bytes = 0
         session.inflight.clear()
         if session.journal is not None:
             self._store.session_delete(session.client_id)
@@ -183,6 +185,8 @@ class SessionRegistry:
                     session.next_packet_id = d.packet_id % 65535 + 1
                 else:
                     session.queue.append(delivery)
+                    session.queued_bytes += len(delivery.message.payload) + len(
+                        delivery.message.topic)
                 session.next_seq = max(session.next_seq, d.seq + 1)
             session.awaiting_pubrel.update(s.awaiting_pubrel)
             if s.will is not None:

@@ -15,6 +15,8 @@ class EngineSettings:
     max_inflight: int = 100
     # Messages held for one session while it is offline or its window is full.
     max_queued_messages: int = 1000
+    # Bytes (payload + topic) held for one session the same way; 0 means no limit.
+    max_queued_bytes: int = 64 * 1_048_576
     # Whether QoS 0 messages are queued for offline persistent sessions (Mosquitto: no).
     queue_qos0: bool = False
     # Topic aliases a client may use towards us.

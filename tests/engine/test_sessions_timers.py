@@ -145,3 +145,21 @@ def test_offline_queue_is_bounded_and_counted():
     s2 = MemoryClient(engine, 4)
     s2.connect("q", clean=False)
     assert [p.payload for p in s2.received if isinstance(p, Publish)] == [b"0", b"1", b"2"]
+
+
+def test_offline_queue_is_bounded_by_bytes():
+    engine, clock = make_engine(max_queued_bytes=2500)
+    s = MemoryClient(engine, 4)
+    s.connect("qb", clean=False)
+    subscribe(s, "qb/t", 1)
+    s.drop()
+    pub = MemoryClient(engine, 4)
+    pub.connect("qbpub")
+    for i in range(5):
+        pub.send(Publish("qb/t", bytes([65 + i]) * 1000, 1, packet_id=i + 1))
+    assert engine.stats.dropped_queue_full == 3
+    s2 = MemoryClient(engine, 4)
+    s2.connect("qb", clean=False)
+    got = [p.payload[:1] for p in s2.received if isinstance(p, Publish)]
+    assert got == [b"A", b"B"]
+    assert engine.sessions.get("qb").queued_bytes == 0
