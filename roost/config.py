@@ -6,6 +6,7 @@ Every error names the file, the key and what was expected, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -28,6 +29,38 @@ class ListenerConfig:
     port: int = DEFAULT_PORT
     # None means: allowed on loopback addresses only (Mosquitto 2's local-only mode).
     allow_anonymous: bool | None = None
+    # TLS (type "tls" and "wss"): server certificate chain and key, PEM files.
+    certfile: str | None = None
+    keyfile: str | None = None
+    # CA bundle that client certificates must chain to.
+    cafile: str | None = None
+    # Client certificates: "none", "optional" or "required".
+    require_certificate: str = "none"
+    # Use the verified client certificate as the user name: "none", "cn" or "subject".
+    identity_from_certificate: str = "none"
+    # HTTP path of MQTT over WebSocket (type "ws" and "wss").
+    path: str = "/mqtt"
+    # Expect a PROXY protocol v1/v2 header, accepted only from these networks (CIDR).
+    proxy_protocol: bool = False
+    proxy_trusted: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Simultaneous connections on this listener; 0 means no limit.
+    max_connections: int = 0
+
+
+LISTENER_TYPES = ("tcp", "tls", "ws", "wss")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    # A mosquitto_passwd-compatible file ($7$ PBKDF2-SHA512 and $6$ SHA512 entries).
+    password_file: str | None = None
+    # A Mosquitto-compatible acl_file.
+    acl_file: str | None = None
+    # Public keys for JWT login: a directory of <client id>.pem files, or one PEM file.
+    jwt_keys: str | None = None
+    # Required "aud" claim of JWTs; None means the audience is not checked.
+    jwt_audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("ES256", "RS256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +83,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     mqtt: EngineSettings = field(default_factory=EngineSettings)
     store: StoreConfig = field(default_factory=StoreConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     source: str = "<defaults>"
 
 
@@ -66,6 +100,7 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "persistent_session_expiry": (0, 0xFFFFFFFF),
     "max_output_buffer": (1024, None),
     "port": (0, 65535),
+    "max_connections": (0, None),
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -108,6 +143,10 @@ class _Reader:
             if value < low or (high is not None and value > high):
                 raise self.error(full, self._int_range(low, high, optional), value)
             return value
+        if "tuple" in type_name:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.error(full, "a list of strings", value)
+            return tuple(value)
         if "float" in type_name:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise self.error(full, "a positive number of seconds", value)
@@ -138,7 +177,7 @@ def load(path: str | Path) -> Config:
 
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     r = _Reader(source)
-    top_known = {"data_dir", "listeners", "log", "mqtt", "store"}
+    top_known = {"data_dir", "listeners", "log", "mqtt", "store", "auth"}
     for key in data:
         if key not in top_known:
             raise ConfigError(f"{source}: {key}: unknown key (known keys: "
@@ -154,6 +193,10 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         if values.get("level", "info") not in _LOG_LEVELS:
             raise r.error("log.level", " or ".join(_LOG_LEVELS), values["level"])
         config = replace(config, log=LogConfig(**values))
+    if "auth" in data:
+        auth = _table(r, "auth", data["auth"])
+        values = r.section(auth, "auth.", AuthConfig, {f.name for f in fields(AuthConfig)})
+        config = replace(config, auth=AuthConfig(**values))
     if "store" in data:
         store = _table(r, "store", data["store"])
         values = r.section(store, "store.", StoreConfig, {f.name for f in fields(StoreConfig)})
@@ -179,9 +222,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
             values = r.section(table, prefix, ListenerConfig,
                                {f.name for f in fields(ListenerConfig)})
             values.setdefault("name", "default" if i == 0 else f"listener{i}")
-            if values.get("type", "tcp") != "tcp":
-                raise r.error(prefix + "type", '"tcp" (TLS and WebSocket are not built yet)',
-                              values["type"])
+            _check_listener(r, prefix, values)
             if values["name"] in seen:
                 raise r.error(prefix + "name", "a name no other listener has", values["name"])
             seen.add(values["name"])
@@ -194,3 +235,40 @@ def _table(r: _Reader, key: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise r.error(key, "a table", value)
     return value
+
+
+def _check_listener(r: _Reader, prefix: str, values: dict[str, Any]) -> None:
+    """Rules between a listener's keys that single-key checks cannot see."""
+    kind = values.get("type", "tcp")
+    if kind not in LISTENER_TYPES:
+        raise r.error(prefix + "type", " or ".join(f'"{t}"' for t in LISTENER_TYPES), kind)
+    if kind in ("tls", "wss"):
+        for key in ("certfile", "keyfile"):
+            if not values.get(key):
+                raise ConfigError(f"{r.source}: {prefix}{key}: required for a {kind} listener")
+    choice = values.get("require_certificate", "none")
+    if choice not in ("none", "optional", "required"):
+        raise r.error(prefix + "require_certificate", '"none", "optional" or "required"',
+                      choice)
+    if choice != "none" and not values.get("cafile"):
+        raise ConfigError(f"{r.source}: {prefix}cafile: required when require_certificate "
+                          f'is "{choice}"')
+    if choice != "none" and kind not in ("tls", "wss"):
+        raise r.error(prefix + "require_certificate", '"none" on a listener without TLS',
+                      choice)
+    identity = values.get("identity_from_certificate", "none")
+    if identity not in ("none", "cn", "subject"):
+        raise r.error(prefix + "identity_from_certificate", '"none", "cn" or "subject"',
+                      identity)
+    if identity != "none" and choice == "none" and not values.get("proxy_protocol"):
+        raise ConfigError(f"{r.source}: {prefix}identity_from_certificate: needs "
+                          "require_certificate or proxy_protocol (a certificate to read)")
+    path = values.get("path", "/mqtt")
+    if not path.startswith("/"):
+        raise r.error(prefix + "path", 'an HTTP path starting with "/"', path)
+    for i, net in enumerate(values.get("proxy_trusted", ())):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise r.error(f"{prefix}proxy_trusted[{i}]", "an address or network in CIDR form",
+                          net) from None

@@ -302,8 +302,13 @@ class Channel:
                 return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                                     f"keepalive {keepalive} above the maximum")
             keepalive = server_keep_alive = settings.max_keepalive
+        identity = self.link.certificate_identity
+        if identity is not None:
+            # The certificate's identity replaces any user name the client sent
+            # (Mosquitto's use_identity_as_username).
+            p.username = identity
         event = ConnectEvent(self.client_id, p.username, p.password, self.link.peer,
-                             self.link.listener, self.level)
+                             self.link.listener, self.level, identity)
         if run_chain(self.engine.authenticators, event) is not Decision.ALLOW:
             reason = (ReasonCode.NOT_AUTHORIZED if p.username is None
                       else ReasonCode.BAD_USER_NAME_OR_PASSWORD)

@@ -26,6 +26,8 @@ class ConnectEvent:
     peer: str
     listener: str
     protocol_level: int
+    # Set when the listener takes identities from verified client certificates.
+    certificate_identity: str | None = None
 
 
 class Authenticator(Protocol):

@@ -16,6 +16,13 @@ class Link(Protocol):
         """Name of the listener the connection arrived on."""
         ...
 
+    @property
+    def certificate_identity(self) -> str | None:
+        """The user name taken from a verified client certificate (the listener's
+        ``identity_from_certificate``: its CN or full subject), from the TLS handshake
+        or from a trusted load balancer's PROXY v2 header; None if there is none."""
+        ...
+
     def write(self, data: bytes) -> None: ...
 
     def buffered(self) -> int:

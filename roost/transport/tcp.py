@@ -82,6 +82,10 @@ class MqttConnection(asyncio.Protocol):
     def listener(self) -> str:
         return self._listener
 
+    @property
+    def certificate_identity(self) -> str | None:
+        return None
+
     def write(self, data: bytes) -> None:
         if self._transport is None or self._closing:
             return

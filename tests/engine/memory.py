@@ -71,6 +71,8 @@ class MemoryClient:
     def listener(self) -> str:
         return self._listener
 
+    certificate_identity: str | None = None
+
     def write(self, data: bytes) -> None:
         self.received.extend(self._decoder.feed(data))
 
