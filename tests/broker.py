@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from roost.mqtt import Decoder, Packet, encode
+from roost.mqtt import Decoder, Packet, ReasonCode, encode
 from roost.mqtt.packets import (
     Connack,
     Connect,
@@ -213,3 +214,12 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def online(factory: Callable[[int], RawClient], level: int, client_id: str,
+           **kw: object) -> RawClient:
+    """A client from ``factory`` (the ``client`` fixture), connected with success."""
+    c = factory(level)
+    ack = c.connect(client_id, **kw)  # type: ignore[arg-type]
+    assert ack.reason_code == ReasonCode.SUCCESS, ack
+    return c

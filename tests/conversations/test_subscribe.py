@@ -23,16 +23,9 @@ from roost.mqtt import (
     Unsuback,
     Unsubscribe,
 )
-from tests.broker import RawClient
+from tests.broker import RawClient, online
 
 OK = ReasonCode.SUCCESS
-
-
-def online(client, level: int, client_id: str, **kw) -> RawClient:
-    c = client(level)
-    ack = c.connect(client_id, **kw)
-    assert ack.reason_code == OK
-    return c
 
 
 def invalid_filter(level: int) -> ReasonCode:

@@ -18,16 +18,9 @@ from roost.mqtt import (
     ReasonCode,
     Will,
 )
-from tests.broker import RawClient
+from tests.broker import RawClient, online
 
 OK = ReasonCode.SUCCESS
-
-
-def online(client, level: int, client_id: str, **kw) -> RawClient:
-    c = client(level)
-    ack = c.connect(client_id, **kw)
-    assert ack.reason_code == OK
-    return c
 
 
 def watcher(client, level: int, topic: str, qos: int = 1, name: str = "w") -> RawClient:
