@@ -80,34 +80,31 @@ class Publish:
 
 
 @dataclass(slots=True)
-class Puback:
+class PublishAck:
+    """The shape shared by PUBACK, PUBREC, PUBREL and PUBCOMP."""
+
     packet_id: int
     reason_code: ReasonCode = ReasonCode.SUCCESS
     properties: Properties = field(default_factory=Properties)
+
+
+@dataclass(slots=True)
+class Puback(PublishAck):
     type = PacketType.PUBACK
 
 
 @dataclass(slots=True)
-class Pubrec:
-    packet_id: int
-    reason_code: ReasonCode = ReasonCode.SUCCESS
-    properties: Properties = field(default_factory=Properties)
+class Pubrec(PublishAck):
     type = PacketType.PUBREC
 
 
 @dataclass(slots=True)
-class Pubrel:
-    packet_id: int
-    reason_code: ReasonCode = ReasonCode.SUCCESS
-    properties: Properties = field(default_factory=Properties)
+class Pubrel(PublishAck):
     type = PacketType.PUBREL
 
 
 @dataclass(slots=True)
-class Pubcomp:
-    packet_id: int
-    reason_code: ReasonCode = ReasonCode.SUCCESS
-    properties: Properties = field(default_factory=Properties)
+class Pubcomp(PublishAck):
     type = PacketType.PUBCOMP
 
 
