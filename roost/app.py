@@ -8,12 +8,14 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from roost.auth import build_authenticators, build_authorizers
 from roost.config import Config
 from roost.engine.engine import Engine
-from roost.engine.hooks import AnonymousPolicy, Authenticator
 from roost.engine.store import MemoryStore, Store
 from roost.store.sqlite import SqliteStore
-from roost.transport.tcp import Flusher, is_loopback, start_tcp_listener
+from roost.transport.listener import ListenerState, start_listener
+from roost.transport.tcp import Flusher, is_loopback
+from roost.transport.tls import ContextHolder
 
 log = logging.getLogger("roost")
 
@@ -48,9 +50,9 @@ def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
     for listener in config.listeners:
         anonymous = listener.allow_anonymous
         allow[listener.name] = is_loopback(listener.bind) if anonymous is None else anonymous
-    authenticators: list[Authenticator] = [AnonymousPolicy(allow, accept_unverified=True)]
     return Engine(AsyncioClock(loop), config.mqtt, store=store,
-                  authenticators=authenticators)
+                  authenticators=build_authenticators(config.auth, allow),
+                  authorizers=build_authorizers(config.auth))
 
 
 class Broker:
@@ -60,10 +62,15 @@ class Broker:
         self.config = config
         self.engine: Engine | None = None
         self.servers: list[asyncio.Server] = []
+        self.listeners: list[ListenerState] = []
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # Certificates first: a bad file stops start-up before anything is opened.
+        contexts = [ContextHolder(listener, i, self.config.source)
+                    if listener.type in ("tls", "wss") else None
+                    for i, listener in enumerate(self.config.listeners)]
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         store = build_store(self.config, loop)
         self.engine = build_engine(self.config, loop, store)
@@ -71,22 +78,36 @@ class Broker:
         log.info("store %s: %d sessions and %d retained messages restored",
                  self.config.store.type, resumed, self.engine.retained.count)
         flusher = Flusher(loop)
-        for listener in self.config.listeners:
-            server = await start_tcp_listener(self.engine, listener.name, listener.bind,
-                                              listener.port, flusher)
+        for listener, tls in zip(self.config.listeners, contexts, strict=True):
+            state = ListenerState(listener, self.engine, flusher, tls)
+            server = await start_listener(state)
+            self.listeners.append(state)
             self.servers.append(server)
+            extra = f" at {listener.path}" if listener.type in ("ws", "wss") else ""
+            extra += ", PROXY protocol" if listener.proxy_protocol else ""
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                log.info("listening on %s:%d (%s, %s)", host, port, listener.name,
-                         listener.type)
+                log.info("listening on %s:%d (%s, %s%s)", host, port, listener.name,
+                         listener.type, extra)
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def reload(self) -> None:
+        """SIGHUP: load TLS certificates, keys and CAs again for new connections;
+        open connections keep theirs, and a listener whose new files are bad keeps its
+        previous context (the error is logged)."""
+        log.info("SIGHUP: reloading TLS certificates")
+        for state in self.listeners:
+            if state.tls is not None:
+                state.tls.reload()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
         for server in self.servers:
             server.close()
+        for state in self.listeners:
+            state.close()
         if self.engine is not None:
             self.engine.store.close()
 
@@ -97,6 +118,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, broker.stop)
+    loop.add_signal_handler(signal.SIGHUP, broker.reload)
     await broker.wait_stopped()
     log.info("stopped")
 

@@ -7,14 +7,16 @@ and the session rules in ``session.py`` and ``sessions.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from roost.engine.clock import Clock
-from roost.engine.hooks import Authenticator, Authorizer
+from roost.engine.hooks import AccessEvent, Action, Authenticator, Authorizer, Decision, authorize
+from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.persistence import Converter
 from roost.engine.retained import RetainedMessages
 from roost.engine.router import LocalRouter, Router
+from roost.engine.session import Session
 from roost.engine.sessions import SessionRegistry
 from roost.engine.settings import EngineSettings
 from roost.engine.stats import Stats
@@ -38,6 +40,8 @@ class Engine:
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
                                         self.publish, self.store, self.converter)
         self.authenticators = list(authenticators)
+        # The link whose input is being handled now: the publisher of what is routed.
+        self.publishing: Link | None = None
         self.authorizers = list(authorizers)
 
     def restore(self) -> int:
@@ -49,3 +53,64 @@ class Engine:
         if message.retain and self.settings.retain_available:
             self.retained.update(message)
         return self.router.route(message)
+
+    # -- Access checks tied to a session's owner ------------------------------------
+
+    def read_check(self, client_id: str, username: str | None) -> Callable[[str], bool] | None:
+        """Whether this client may read a topic, per message; None without authorizers."""
+        if not self.authorizers:
+            return None
+        authorizers = self.authorizers
+
+        def may_read(topic: str) -> bool:
+            event = AccessEvent(client_id, username, Action.READ, topic)
+            return authorize(authorizers, event) is not Decision.DENY
+
+        return may_read
+
+    def identify(self, session: Session, username: str | None) -> int:
+        """Record who owns ``session`` (at CONNECT) and apply the access rules to what it
+        already holds: subscriptions and queued messages it may no longer have are
+        dropped (the owner, or the rules, may have changed since). Returns how many
+        subscriptions were removed."""
+        session.username = username
+        session.identified = True
+        session.read_check = self.read_check(session.client_id, username)
+        removed = self._reauthorize(session)
+        dropped = session.drop_unreadable()
+        if dropped:
+            log.info("session %r: %d queued messages dropped, no longer readable",
+                     session.client_id, dropped)
+        return removed
+
+    def reload_acl(self, authorizers: Sequence[Authorizer] | None = None) -> int:
+        """Apply changed access rules to every session: replace the authorizers (when
+        given; otherwise they reloaded their own rules), then re-check every
+        subscription and remove those now denied. Returns how many were removed.
+
+        Sessions restored from the store whose client has not connected yet are
+        checked when it does (their owner is not known before)."""
+        if authorizers is not None:
+            self.authorizers = list(authorizers)
+        removed = 0
+        for session in list(self.sessions.sessions.values()):
+            if session.identified:
+                session.read_check = self.read_check(session.client_id, session.username)
+                removed += self._reauthorize(session)
+                session.drop_unreadable()
+        return removed
+
+    def _reauthorize(self, session: Session) -> int:
+        if not self.authorizers or not session.subscriptions:
+            return 0
+        removed = 0
+        for sub in list(session.subscriptions.values()):
+            event = AccessEvent(session.client_id, session.username, Action.SUBSCRIBE,
+                                sub.topic_filter)
+            if authorize(self.authorizers, event) is Decision.DENY:
+                session.unsubscribed(sub.topic_filter)
+                self.router.unsubscribe(session, sub)
+                log.info("session %r: subscription %r removed, no longer authorized",
+                         session.client_id, sub.topic_filter)
+                removed += 1
+        return removed

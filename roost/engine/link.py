@@ -23,6 +23,15 @@ class Link(Protocol):
         or from a trusted load balancer's PROXY v2 header; None if there is none."""
         ...
 
+    @property
+    def congested(self) -> bool:
+        """Whether output waits above the high-water mark (the client reads slowly)."""
+        ...
+
+    def hold(self, publisher: Link) -> None:
+        """Stop reading from ``publisher`` until this link drains (back-pressure)."""
+        ...
+
     def write(self, data: bytes) -> None: ...
 
     def buffered(self) -> int:

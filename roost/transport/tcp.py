@@ -1,8 +1,13 @@
-"""TCP listener: one asyncio protocol per connection, output flushed once per loop turn.
+"""One asyncio protocol per connection, with output flushed once per loop turn.
+
+Every connection arrives over TCP; a listener may stack sans-IO layers on it, in this
+order from the socket up: a PROXY protocol header (read once, before anything else),
+TLS, and WebSocket framing. Bytes that come out of the top go to the engine's channel,
+and the channel's output goes down through the same layers. No task runs per connection.
 
 Every packet a channel writes during one turn of the event loop is collected and sent
-with a single ``writelines``, so a publish that fans out to many subscribers costs one
-system call per subscriber rather than one per packet.
+with a single write, so a publish that fans out to many subscribers costs one system
+call per subscriber rather than one per packet.
 """
 
 from __future__ import annotations
@@ -10,11 +15,30 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
 from roost.engine.channel import Channel
-from roost.engine.engine import Engine
+from roost.transport import proxy
+from roost.transport.tls import TlsLayer, certificate_identity
+from roost.transport.ws import WsLayer
+
+if TYPE_CHECKING:
+    from roost.transport.listener import ListenerState
 
 log = logging.getLogger("roost.transport")
+
+# Time a trusted proxy has to send the whole PROXY header (or connect_timeout if less).
+PROXY_HEADER_TIMEOUT = 5.0
+# After sending a WebSocket close frame, time the client has to answer with its own
+# before the socket is closed anyway.
+WS_CLOSE_WAIT = 2.0
+
+
+# Output buffered on one socket above which its publishers are held back, and below
+# which they are let go again; and the longest a hold lasts.
+HIGH_WATER = 512 * 1024
+LOW_WATER = 128 * 1024
+HOLD_LIMIT = 1.0
 
 
 class Flusher:
@@ -38,39 +62,224 @@ class Flusher:
             conn.flush()
 
 
-class MqttConnection(asyncio.Protocol):
-    """A TCP connection; implements the engine's ``Link``."""
+def format_peer(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def __init__(self, engine: Engine, listener: str, flusher: Flusher) -> None:
-        self._engine = engine
+
+class MqttConnection(asyncio.Protocol):
+    """A client connection; implements the engine's ``Link``."""
+
+    def __init__(self, listener: ListenerState) -> None:
         self._listener = listener
-        self._flusher = flusher
+        self._flusher = listener.flusher
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self._pending = 0
         self._closing = False
+        self._admitted = False
         self._peer = "?"
+        self._host = ""
+        self._identity: str | None = None
+        # While a PROXY header is awaited: the bytes received so far.
+        self._proxy_buffer: bytes | None = None
+        self._proxy_timer: asyncio.TimerHandle | None = None
+        self._tls: TlsLayer | None = None
+        self._ws: WsLayer | None = None
+        # Set while waiting for the client's WebSocket close frame.
+        self._ws_closing: asyncio.TimerHandle | None = None
         self.channel: Channel | None = None
+        # Back-pressure: set while our socket's buffer is above its high-water mark.
+        self._congested = False
+        # Once a hold has lasted HOLD_LIMIT, stop holding until we drain (stuck reader).
+        self._slow = False
+        self._hold_timer: asyncio.TimerHandle | None = None
+        # Publishers whose reading we paused, and how many connections pause ours.
+        self._holding: set[MqttConnection] = set()
+        self._held_by = 0
+        # Reading paused because this client does not read what it makes us send.
+        self._self_paused = False
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self._transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        listener = self._listener
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            host, port = peer[0], peer[1]
-            self._peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.channel = Channel(self._engine, self)
+            self._host = peer[0]
+            self._peer = format_peer(peer[0], peer[1])
+        if not listener.admit():
+            self._abort()
+            return
+        self._admitted = True
+        config = listener.config
+        if config.proxy_protocol:
+            if not listener.trusts(self._host):
+                log.info("closing %s on %s: PROXY protocol listener, address not in "
+                         "proxy_trusted", self._peer, listener.name)
+                self._abort()
+                return
+            self._proxy_buffer = b""
+            timeout = min(PROXY_HEADER_TIMEOUT, listener.engine.settings.connect_timeout)
+            self._proxy_timer = asyncio.get_running_loop().call_later(
+                timeout, self._proxy_timed_out, timeout)
+        if listener.tls is not None:
+            self._tls = TlsLayer(listener.tls.context)
+        if config.type in ("ws", "wss"):
+            self._ws = WsLayer(config.path)
+        self.channel = Channel(listener.engine, self)
 
     def data_received(self, data: bytes) -> None:
-        if self.channel is not None:
+        if self._closing and self._ws_closing is None:
+            return
+        if self._proxy_buffer is not None:
+            rest = self._read_proxy_header(data)
+            if rest is None:
+                return
+            data = rest
+        closed = False
+        if self._tls is not None:
+            tls = self._tls
+            was_established = tls.established
+            result = tls.receive(data)
+            self._write_raw(tls.pending_output())
+            if result.error is not None:
+                what = "handshake" if not was_established else "error"
+                self._fail(f"TLS {what}: {result.error}")
+                return
+            if result.handshake_done:
+                self._on_tls_established()
+            data, closed = result.plaintext, result.closed
+        if self._ws is not None and data:
+            ws_result = self._ws.receive(data)
+            self._send_below_ws(self._ws.pending_output())
+            if ws_result.error is not None:
+                self._fail(ws_result.error)
+                return
+            data, closed = ws_result.payload, closed or ws_result.closed
+        if self._ws_closing is not None:
+            if closed:  # the client's answer to our close frame
+                self._finish_close()
+            return
+        if data and self.channel is not None:
             self.channel.data_received(data)
+            if self.congested and not self._self_paused and self._transport is not None:
+                # The client is not reading our answers (acks, PINGRESPs, its own
+                # subscriptions): stop reading it until it does, so it cannot make us
+                # buffer without bound. It only delays itself.
+                self._self_paused = True
+                self.flush()
+                if self._held_by == 0:
+                    self._transport.pause_reading()
+        if closed:
+            self.close()
+
+    def pause_writing(self) -> None:
+        self._congested = True
+
+    def resume_writing(self) -> None:
+        self._congested = False
+        self._slow = False
+        self._release_held()
+        if self._self_paused:
+            self._self_paused = False
+            if self._held_by == 0 and self._transport is not None:
+                self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release_held()
         self._transport = None
+        self._closing = True
+        for timer in (self._proxy_timer, self._ws_closing):
+            if timer is not None:
+                timer.cancel()
+        self._proxy_timer = self._ws_closing = None
+        if self._admitted:
+            self._admitted = False
+            self._listener.release()
         if self.channel is not None:
             self.channel.connection_lost()
             self.channel = None
+
+    # -- Layers -------------------------------------------------------------------
+
+    def _read_proxy_header(self, data: bytes) -> bytes | None:
+        """The bytes after the header once it is complete; None until then (or when the
+        connection was closed for a bad header)."""
+        assert self._proxy_buffer is not None
+        buffer = self._proxy_buffer + data
+        try:
+            header = proxy.parse(buffer)
+        except proxy.ProxyProtocolError as exc:
+            self._fail(f"PROXY protocol: {exc}")
+            return None
+        if header is None:
+            self._proxy_buffer = buffer
+            return None
+        self._proxy_buffer = None
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
+        if header.source is not None:
+            via = self._peer
+            self._host = header.source[0]
+            self._peer = format_peer(*header.source)
+            log.debug("%s on %s is %s (PROXY v%d)", via, self._listener.name, self._peer,
+                      header.version)
+        ssl_info = header.ssl
+        if (self._listener.config.identity_from_certificate == "cn" and ssl_info is not None
+                and ssl_info.verified_certificate and ssl_info.cn):
+            self._set_identity(ssl_info.cn, "PROXY v2 SSL TLV")
+        return buffer[header.length:]
+
+    def _proxy_timed_out(self, timeout: float) -> None:
+        self._proxy_timer = None
+        if self._proxy_buffer is not None:
+            self._fail(f"PROXY protocol: no complete header within {timeout:g} s")
+
+    def _on_tls_established(self) -> None:
+        assert self._tls is not None
+        info, der = self._tls.peer_certificate()
+        mode = self._listener.config.identity_from_certificate
+        identity = certificate_identity(mode, info, der)
+        if identity is not None:
+            self._set_identity(identity, "TLS client certificate")
+        log.debug("%s on %s: %s established", self._peer, self._listener.name,
+                  self._tls.version)
+
+    def _set_identity(self, identity: str, source: str) -> None:
+        self._identity = identity
+        log.info("%s on %s: certificate identity %r (%s)", self._peer, self._listener.name,
+                 identity, source)
+
+    def _send_below_ws(self, data: bytes) -> None:
+        """Send bytes that sit below the WebSocket layer (through TLS, if any)."""
+        if not data:
+            return
+        if self._tls is not None:
+            self._tls.send(data)
+            data = self._tls.pending_output()
+        self._write_raw(data)
+
+    def _write_raw(self, data: bytes) -> None:
+        if data and self._transport is not None:
+            self._transport.write(data)
+
+    def _fail(self, why: str) -> None:
+        """Close because the peer broke a layer below MQTT (its output, such as a TLS
+        alert or an HTTP error, has been written already)."""
+        log.info("closing %s on %s: %s", self._peer, self._listener.name, why)
+        self._out = []
+        self._pending = 0
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def _abort(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
 
     # -- Link ---------------------------------------------------------------------
 
@@ -80,11 +289,50 @@ class MqttConnection(asyncio.Protocol):
 
     @property
     def listener(self) -> str:
-        return self._listener
+        return self._listener.name
 
     @property
     def certificate_identity(self) -> str | None:
-        return None
+        return self._identity
+
+    @property
+    def congested(self) -> bool:
+        return self._congested or self._pending > HIGH_WATER
+
+    def hold(self, publisher: object) -> None:
+        """Pause reading from ``publisher`` until this connection drains, so a fast
+        publisher waits for its slow subscriber instead of filling memory. A hold lasts
+        at most HOLD_LIMIT: a reader that has stopped cannot stall publishers for long
+        (its QoS 0 messages are then dropped beyond ``max_output_buffer``)."""
+        if (self._slow or publisher is self or not isinstance(publisher, MqttConnection)
+                or publisher in self._holding or publisher._transport is None):
+            return
+        self._holding.add(publisher)
+        publisher._held_by += 1
+        if publisher._held_by == 1:
+            publisher._transport.pause_reading()
+        if self._hold_timer is None:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                HOLD_LIMIT, self._hold_expired)
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        if self._holding:
+            self._slow = True
+            log.info("%s on %s reads too slowly: no longer holding its publishers back",
+                     self._peer, self._listener.name)
+            self._release_held()
+
+    def _release_held(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        holding, self._holding = self._holding, set()
+        for publisher in holding:
+            publisher._held_by -= 1
+            if (publisher._held_by == 0 and not publisher._self_paused
+                    and publisher._transport is not None):
+                publisher._transport.resume_reading()
 
     def write(self, data: bytes) -> None:
         if self._transport is None or self._closing:
@@ -101,14 +349,39 @@ class MqttConnection(asyncio.Protocol):
     def flush(self) -> None:
         out, self._out = self._out, []
         self._pending = 0
-        if out and self._transport is not None:
-            self._transport.writelines(out)
+        if not out or self._transport is None:
+            return
+        # One buffer: many tiny writes per turn would cost one iovec each.
+        data = out[0] if len(out) == 1 else b"".join(out)
+        if self._ws is None and self._tls is None:
+            self._transport.write(data)
+            return
+        if self._ws is not None:
+            self._ws.send(data)
+            data = self._ws.pending_output()
+        self._send_below_ws(data)
 
     def close(self) -> None:
         if self._closing:
             return
         self.flush()
         self._closing = True
+        if self._ws is not None and self._ws.open and self._transport is not None:
+            # The closing handshake: our close frame, then the client's, then the socket.
+            self._ws.close()
+            self._send_below_ws(self._ws.pending_output())
+            self._ws_closing = asyncio.get_running_loop().call_later(
+                WS_CLOSE_WAIT, self._finish_close)
+            return
+        self._finish_close()
+
+    def _finish_close(self) -> None:
+        if self._ws_closing is not None:
+            self._ws_closing.cancel()
+            self._ws_closing = None
+        if self._tls is not None:
+            self._tls.close()
+            self._write_raw(self._tls.pending_output())
         if self._transport is not None:
             self._transport.close()
 
@@ -120,14 +393,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-async def start_tcp_listener(engine: Engine, name: str, host: str, port: int,
-                             flusher: Flusher, backlog: int = 4096) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-
-    def factory() -> MqttConnection:
-        return MqttConnection(engine, name, flusher)
-
-    server = await loop.create_server(factory, host, port, backlog=backlog, reuse_address=True)
-    return server

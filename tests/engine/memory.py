@@ -72,6 +72,10 @@ class MemoryClient:
         return self._listener
 
     certificate_identity: str | None = None
+    congested = False
+
+    def hold(self, publisher: object) -> None:
+        raise AssertionError("an in-memory client is never congested")
 
     def write(self, data: bytes) -> None:
         self.received.extend(self._decoder.feed(data))
