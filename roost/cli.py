@@ -8,6 +8,8 @@ import sys
 from dataclasses import replace
 
 from roost import __version__
+from roost.auth import passwd_command
+from roost.bench.options import add_arguments as add_bench_arguments
 from roost.config import Config, ConfigError, ListenerConfig, load
 
 
@@ -22,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="directory for durable state (default ./data)")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
+    passwd_command.add_parser(sub)
+    bench = sub.add_parser("bench", help="MQTT load generator (connections, rates, latency)",
+                           description="Load-test an MQTT broker: see README, 'roost bench'.")
+    add_bench_arguments(bench)
     return parser
 
 
@@ -40,6 +46,12 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "passwd":
+        return passwd_command.run(args)
+    if args.command == "bench":
+        from roost.bench import main as bench_main
+
+        return bench_main(args)
     try:
         if args.command == "check-config":
             config = load(args.file)
@@ -57,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run(config)
-    except (OSError, StoreError) as exc:
+    except (OSError, StoreError, ConfigError) as exc:
         print(f"roost: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

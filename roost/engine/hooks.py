@@ -35,8 +35,12 @@ class Authenticator(Protocol):
 
 
 class Action(Enum):
+    # A client sends a message to the topic (its PUBLISH, or its will at CONNECT).
     PUBLISH = "publish"
+    # A client subscribes to the topic filter (``$share/group/`` included).
     SUBSCRIBE = "subscribe"
+    # A message on the topic is about to be delivered to the client.
+    READ = "read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +56,13 @@ class Authorizer(Protocol):
 
 
 class AnonymousPolicy:
-    """Decides for clients that no credential check recognised.
+    """Decides for clients that no credential check recognised; the chain's last hook.
 
-    On a listener that allows anonymous access, a client without a user name is let in;
-    so is one with a user name when no credential checker is configured at all (as in
-    Mosquitto with ``allow_anonymous true`` and no password file). Elsewhere it denies.
+    On a listener that allows anonymous access, a client without credentials (no user
+    name, no password) is let in; so is one with credentials when ``accept_unverified``
+    says no credential checker is configured at all (as in Mosquitto with
+    ``allow_anonymous true`` and no password file). With a checker configured,
+    credentials that none of them verified are refused. Elsewhere it denies.
     """
 
     def __init__(self, allow_by_listener: dict[str, bool], accept_unverified: bool) -> None:
@@ -66,7 +72,7 @@ class AnonymousPolicy:
     def authenticate(self, event: ConnectEvent) -> Decision:
         if not self._allow.get(event.listener, False):
             return Decision.DENY
-        if event.username is None or self._accept_unverified:
+        if self._accept_unverified or (event.username is None and event.password is None):
             return Decision.ALLOW
         return Decision.DENY
 

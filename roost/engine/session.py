@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -92,6 +93,13 @@ class Session:
     pending_will: Will | None = None
     will_timer: Timer | None = None
     expiry_timer: Timer | None = None
+    # Who owns the session, for access checks: set at each CONNECT. A session restored
+    # from the store is not identified until its client connects again.
+    username: str | None = None
+    identified: bool = False
+    # Whether the owner may read a topic; None when no authorizer is configured, so
+    # an open broker pays nothing per message.
+    read_check: Callable[[str], bool] | None = None
 
     # -- Subscriber interface -------------------------------------------------------
 
@@ -109,6 +117,9 @@ class Session:
         One copy is sent at the highest QoS granted by any of them (capped at the
         message's own), carrying every matching subscription identifier.
         """
+        check = self.read_check
+        if check is not None and not check(message.topic):
+            return
         subs = subscriptions
         if message.origin == self.client_id:
             subs = [s for s in subscriptions if not s.no_local]
@@ -130,6 +141,9 @@ class Session:
 
     def deliver_retained(self, message: Message, sub: Subscription) -> None:
         """Send a retained message because of a new subscription (retain flag set)."""
+        check = self.read_check
+        if check is not None and not check(message.topic):
+            return
         ids = [sub.identifier] if sub.identifier is not None else []
         self.enqueue(Delivery(message, min(message.qos, sub.qos), True, ids))
 
@@ -275,6 +289,31 @@ class Session:
         if sub is not None and self.journal is not None:
             self.journal.unsubscribed(topic_filter)
         return sub
+
+    def drop_unreadable(self) -> int:
+        """Drop queued and not yet acknowledged messages the owner may not read (after
+        its identity or the ACL changed); return how many."""
+        check = self.read_check
+        if check is None:
+            return 0
+        dropped = 0
+        for pid, item in list(self.inflight.items()):
+            if item.state == "publish" and not check(item.delivery.message.topic):
+                del self.inflight[pid]
+                if self.journal is not None:
+                    self.journal.removed(item.delivery)
+                dropped += 1
+        kept: deque[Delivery] = deque()
+        for delivery in self.queue:
+            if check(delivery.message.topic):
+                kept.append(delivery)
+                continue
+            self.queued_bytes -= _size(delivery)
+            if delivery.qos and self.journal is not None:
+                self.journal.removed(delivery)
+            dropped += 1
+        self.queue = kept
+        return dropped
 
     def cancel_timers(self) -> None:
         for timer in (self.will_timer, self.expiry_timer):
