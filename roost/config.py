@@ -99,6 +99,11 @@ _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "maximum_qos": (0, 2),
     "persistent_session_expiry": (0, 0xFFFFFFFF),
     "max_output_buffer": (1024, None),
+    "max_topic_levels": (1, 65535),
+    "max_topic_length": (1, 65535),
+    "max_subscriptions": (0, None),
+    "max_client_id_length": (23, 65535),
+    "max_user_properties": (0, 65535),
     "port": (0, 65535),
     "max_connections": (0, None),
 }

@@ -16,13 +16,19 @@ from typing import Any
 from roost.engine.clock import Timer
 from roost.engine.engine import Engine
 from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.limits import (
+    LimitExceeded,
+    topic_over_limit,
+    user_properties_over_limit,
+    utf8_longer_than,
+)
 from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.decoder import Decoder
 from roost.mqtt.encoder import encode
-from roost.mqtt.errors import ProtocolViolation, UnsupportedProtocolVersion
+from roost.mqtt.errors import PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
     Auth,
     Connack,
@@ -81,6 +87,8 @@ class Channel:
         self.alias_out: dict[str, int] = {}
         self.alias_in: dict[int, str] = {}
         self.disconnect_reason: str | None = None
+        # Limits already logged for this connection (made on the first breach).
+        self._logged_limits: set[str] | None = None
         self._timer: Timer | None = engine.clock.call_later(
             self.settings.connect_timeout, self._connect_timed_out)
         engine.stats.connections_total += 1
@@ -90,8 +98,21 @@ class Channel:
     def data_received(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
-        self.last_received = self.engine.clock.monotonic()
+        # Deliveries caused by these bytes may hold this publisher back (see Link.hold).
+        self.engine.publishing = self.link
+        try:
+            self._receive(data)
+        finally:
+            self.engine.publishing = None
+
+    def _receive(self, data: bytes) -> None:
         self.engine.stats.bytes_received += len(data)
+        if (self.state is State.AWAIT_CONNECT and not self.decoder.buffered
+                and data[0] != 0x10):
+            # Whatever this is (HTTP, TLS, noise), it is not a CONNECT: close now rather
+            # than wait for the body it seems to declare.
+            self._fail(ProtocolViolation(f"first packet is not CONNECT (byte 0x{data[0]:02x})"))
+            return
         try:
             packets = self.decoder.feed(data)
         except ProtocolViolation as exc:
@@ -101,6 +122,10 @@ class Channel:
                     return
             self._fail(exc)
             return
+        if packets:
+            # Keepalive counts whole control packets (3.1.2.10), so a peer trickling
+            # the bytes of a packet it never finishes still times out.
+            self.last_received = self.engine.clock.monotonic()
         for packet in packets:
             self._handle_safely(packet)
             if self.closed:
@@ -125,14 +150,25 @@ class Channel:
         handler = self._handlers.get(packet.type)
         if handler is None:
             raise ProtocolViolation(f"a client may not send {packet.type.name}")
+        props = getattr(packet, "properties", None)
+        if props is not None and props.user_properties:
+            over = user_properties_over_limit(self.settings, props)
+            if over is not None:
+                raise LimitExceeded("max_user_properties", over, ReasonCode.QUOTA_EXCEEDED)
         handler(self, packet)
 
     # -- Errors and closing -------------------------------------------------------
 
     def _fail(self, exc: ProtocolViolation) -> None:
         """The single place where a violation becomes what the client sees."""
-        self.engine.stats.protocol_errors += 1
-        log.info("closing %s (%s): %s", self.client_id or "-", self.link.peer, exc)
+        if isinstance(exc, LimitExceeded):
+            text = self._breach(exc.limit, str(exc))
+        elif isinstance(exc, PacketTooLarge):
+            text = self._breach("max_packet_size", str(exc))
+        else:
+            self.engine.stats.protocol_errors += 1
+            text = str(exc)
+        log.info("closing %s (%s): %s", self.client_id or "-", self.link.peer, text)
         if self.state is State.AWAIT_CONNECT:
             if isinstance(exc, UnsupportedProtocolVersion):
                 # The client's level is unknown, so answer in the 3.1.1 format (3.1.2.2).
@@ -140,6 +176,22 @@ class Channel:
             self.close(str(exc))
             return
         self.disconnect(exc.reason, str(exc))
+
+    def _breach(self, limit: str, detail: str) -> str:
+        """Count a breach of ``limit``; return the text to log (once) about it."""
+        count = self.engine.stats.breach(limit)
+        return f"limit {limit} exceeded: {detail} (breach {count} of {limit})"
+
+    def _breach_once(self, limit: str, detail: str) -> None:
+        """Count a breach that does not close the connection; log only its first."""
+        text = self._breach(limit, detail)
+        logged = self._logged_limits
+        if logged is None:
+            logged = self._logged_limits = set()
+        if limit not in logged:
+            logged.add(limit)
+            log.info("%s (%s): %s; further breaches by this connection are counted, "
+                     "not logged", self.client_id or "-", self.link.peer, text)
 
     def disconnect(self, reason: ReasonCode, why: str | None = None,
                    properties: Properties | None = None) -> None:
@@ -176,7 +228,10 @@ class Channel:
     def _connect_timed_out(self) -> None:
         self._timer = None
         if self.state is State.AWAIT_CONNECT:
-            self.close("no CONNECT in time")
+            why = self._breach("connect_timeout",
+                               f"no CONNECT within {self.settings.connect_timeout:g} s")
+            log.info("closing - (%s): %s", self.link.peer, why)
+            self.close(why)
 
     def _keepalive_check(self) -> None:
         self._timer = None
@@ -185,7 +240,8 @@ class Channel:
         limit = self.keepalive * 1.5
         idle = self.engine.clock.monotonic() - self.last_received
         if idle >= limit:
-            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
+            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self._breach(
+                "keepalive", f"no packet for {idle:.1f} s, keepalive {self.keepalive} s"))
         else:
             self._timer = self.engine.clock.call_later(limit - idle, self._keepalive_check)
 
@@ -229,7 +285,12 @@ class Channel:
             return False
         stats.messages_sent += 1
         stats.bytes_sent += len(data)
-        self.link.write(data)
+        link = self.link
+        link.write(data)
+        if link.congested:
+            publisher = self.engine.publishing
+            if publisher is not None and publisher is not link:
+                link.hold(publisher)
         return True
 
     def _encode_publish(self, delivery: Delivery, packet_id: int | None, dup: bool,
@@ -276,6 +337,12 @@ class Channel:
         props = p.properties
         self.client_id = p.client_id
         assigned = None
+        too_long = utf8_longer_than(p.client_id, settings.max_client_id_length)
+        if too_long is not None:
+            self.client_id = p.client_id[:32] + "..."
+            return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, self._breach(
+                "max_client_id_length",
+                f"client id of {too_long} bytes, more than {settings.max_client_id_length}"))
         if not p.client_id:
             if self.level == 3 or (self.level == 4 and not p.clean_start):
                 return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
@@ -287,9 +354,17 @@ class Channel:
             return self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD,
                                 "enhanced authentication is not supported")
         will = p.will
+        for block in (props,) if will is None else (props, will.properties):
+            too_many = user_properties_over_limit(settings, block)
+            if too_many is not None:
+                return self._refuse(ReasonCode.QUOTA_EXCEEDED,
+                                    self._breach("max_user_properties", too_many))
         if will is not None:
             if not is_valid_topic_name(will.topic):
                 return self._refuse(ReasonCode.TOPIC_NAME_INVALID, "invalid will topic")
+            over = topic_over_limit(settings, will.topic)
+            if over is not None:
+                return self._refuse(ReasonCode.TOPIC_NAME_INVALID, self._breach(*over))
             if will.qos > settings.maximum_qos:
                 return self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
             if will.retain and not settings.retain_available:
@@ -299,8 +374,8 @@ class Channel:
         if keepalive > settings.max_keepalive or (keepalive == 0 and settings.max_keepalive
                                                   < 65535):
             if self.level < 5:
-                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
-                                    f"keepalive {keepalive} above the maximum")
+                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, self._breach(
+                    "max_keepalive", f"keepalive {keepalive} above the maximum"))
             keepalive = server_keep_alive = settings.max_keepalive
         identity = self.link.certificate_identity
         if identity is not None:
@@ -310,10 +385,15 @@ class Channel:
         event = ConnectEvent(self.client_id, p.username, p.password, self.link.peer,
                              self.link.listener, self.level, identity)
         if run_chain(self.engine.authenticators, event) is not Decision.ALLOW:
-            reason = (ReasonCode.NOT_AUTHORIZED if p.username is None
+            # Credentials that failed (a password or a JWT) are "bad user name or
+            # password"; no credentials at all on a closed listener is "not authorized".
+            reason = (ReasonCode.NOT_AUTHORIZED if p.username is None and p.password is None
                       else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
             return self._refuse(reason, "authentication failed")
         self.username = p.username
+        if will is not None and authorize(self.engine.authorizers, AccessEvent(
+                self.client_id, self.username, Action.PUBLISH, will.topic)) is Decision.DENY:
+            return self._refuse(ReasonCode.NOT_AUTHORIZED, f"will topic {will.topic!r} denied")
 
         if self.level == 5:
             expiry = props.session_expiry_interval or 0
@@ -330,6 +410,7 @@ class Channel:
             existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
         session, present = self.engine.sessions.open(self.client_id, p.clean_start,
                                                      session_expiry)
+        self.engine.identify(session, self.username)
         self.session = session
         self.will = will
         self.keepalive = keepalive
@@ -393,6 +474,10 @@ class Channel:
         if not is_valid_topic_name(topic):
             raise ProtocolViolation(f"invalid topic name {topic!r}",
                                     ReasonCode.TOPIC_NAME_INVALID)
+        over = topic_over_limit(settings, topic)
+        if over is not None:
+            # Well-formed but not accepted here: 0x90 (5.0 3.3.2.2); 3.x can only close.
+            raise LimitExceeded(*over, ReasonCode.TOPIC_NAME_INVALID)
         if p.qos == 2 and p.packet_id in self.session_or_fail().awaiting_pubrel:
             # A resend of a QoS 2 message we already have: acknowledge, never route twice.
             self._send(Pubrec(p.packet_id))
@@ -400,8 +485,9 @@ class Channel:
         if p.qos == 2 and len(self.session_or_fail().awaiting_pubrel) >= \
                 settings.receive_maximum:
             # Checked before routing: the PUBLISH beyond the limit must not be delivered.
-            raise ProtocolViolation("too many QoS 2 messages awaiting PUBREL",
-                                    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+            raise LimitExceeded("receive_maximum", "more QoS 2 messages awaiting PUBREL "
+                                f"than {settings.receive_maximum}",
+                                ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
         reason = ReasonCode.SUCCESS
         if props.payload_format_indicator == 1 and not _is_utf8(p.payload):
             reason = ReasonCode.PAYLOAD_FORMAT_INVALID
@@ -523,6 +609,17 @@ class Channel:
                 continue
             if shared and req.no_local:
                 raise ProtocolViolation("no local on a shared subscription")
+            over = topic_over_limit(self.settings, req.topic_filter, inner)
+            if over is not None:
+                self._breach_once(*over)
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+                continue
+            limit = self.settings.max_subscriptions
+            if (limit and len(session.subscriptions) >= limit
+                    and req.topic_filter not in session.subscriptions):
+                self._breach_once("max_subscriptions", f"more than {limit} subscriptions")
+                codes.append(ReasonCode.QUOTA_EXCEEDED)
+                continue
             if authorize(engine.authorizers, AccessEvent(
                     self.client_id, self.username, Action.SUBSCRIBE,
                     req.topic_filter)) is Decision.DENY:

@@ -33,3 +33,13 @@ class EngineSettings:
     response_information_prefix: str = "roost/response"
     # Bytes queued on a connection's socket beyond which QoS 0 messages are dropped.
     max_output_buffer: int = 8 * 1_048_576
+    # Levels of a topic name or filter ("a/b/c" has 3); more is refused (EMQX's default).
+    max_topic_levels: int = 128
+    # UTF-8 bytes of a topic name or filter; 65535 is all MQTT can carry.
+    max_topic_length: int = 65535
+    # Subscriptions one session may hold; 0 means no limit.
+    max_subscriptions: int = 0
+    # UTF-8 bytes of a client identifier; 65535 is all MQTT can carry.
+    max_client_id_length: int = 65535
+    # User Property pairs in one packet (a will counts separately); 0 means no limit.
+    max_user_properties: int = 64

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -19,3 +19,11 @@ class Stats:
     dropped_store_failure: int = 0
     protocol_errors: int = 0
     auth_failures: int = 0
+    # Times each configured limit was exceeded, by its config key (e.g. max_topic_levels).
+    limit_breaches: dict[str, int] = field(default_factory=dict)
+
+    def breach(self, limit: str) -> int:
+        """Count one breach of ``limit``; return how many there have been so far."""
+        count = self.limit_breaches.get(limit, 0) + 1
+        self.limit_breaches[limit] = count
+        return count
