@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 SYSTEM_STAMP := $(VENV)/.system-installed
 # Commands the tests use, each with the Debian package that provides it: real MQTT
-# clients and Node.js for MQTT.js. Checked by command, because some images ship npm
-# inside their nodejs package and a separate Debian npm would conflict with it.
+# clients, Node.js for MQTT.js, HAProxy in front of Roost. Checked by command, because
+# some images ship npm inside their nodejs package and a separate Debian npm would
+# conflict with it.
 TEST_COMMANDS := mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
-	node:nodejs npm:npm
+	node:nodejs npm:npm mosquitto_passwd:mosquitto haproxy:haproxy
 
-.PHONY: run test bench lint typecheck system-deps clean
+.PHONY: run test fuzz fuzz-atheris bench lint typecheck system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,21 @@ test: system-deps $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+# The socket fuzzer of `make test`, run much longer (ROOST_FUZZ_EXAMPLES streams).
+ROOST_FUZZ_EXAMPLES ?= 20000
+fuzz: $(TEST_STAMP)
+	ROOST_FUZZ_EXAMPLES=$(ROOST_FUZZ_EXAMPLES) $(PY) -m pytest -q -o timeout=0 \
+	  tests/hardening/test_fuzz_socket.py
+
+# Coverage-guided fuzzing of the connection state machine in memory (atheris/libFuzzer),
+# for ATHERIS_SECONDS; the corpus it grows is kept in .venv/fuzz-corpus.
+ATHERIS_SECONDS ?= 600
+fuzz-atheris: $(TEST_STAMP)
+	$(PY) -m pip install -q atheris==3.0.0
+	mkdir -p $(VENV)/fuzz-corpus
+	$(PY) -m tests.hardening.atheris_channel -max_total_time=$(ATHERIS_SECONDS) \
+	  -rss_limit_mb=4096 $(VENV)/fuzz-corpus
 
 # Benchmarks against Mosquitto (Debian package), written to docs/benchmarks.md.
 bench: $(TEST_STAMP)
