@@ -55,7 +55,7 @@ def start_roost(config: str = "") -> Broker:
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="bench-roost-")
     args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(port),
-            "--data-dir", f"{tmp}/data"]
+            "--data-dir", f"{tmp}/data", "--http", ""]
     if config:
         Path(tmp, "roost.toml").write_text(config)
         args += ["--config", f"{tmp}/roost.toml"]

@@ -8,8 +8,10 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from roost import auth
+from roost.admin.sys_topics import SysTopics
 from roost.auth import build_authenticators, build_authorizers
-from roost.config import Config
+from roost.config import Config, ConfigError
 from roost.engine.engine import Engine
 from roost.engine.store import MemoryStore, Store
 from roost.store.sqlite import SqliteStore
@@ -64,6 +66,12 @@ class Broker:
         self.servers: list[asyncio.Server] = []
         self.listeners: list[ListenerState] = []
         self._stopped = asyncio.Event()
+        # True while the node takes new clients: set once the listeners are open,
+        # cleared for drain and stop. /readyz answers 503 while it is False.
+        self.ready = False
+        self.http_server: asyncio.Server | None = None
+        self.sys_topics: SysTopics | None = None
+        self._draining: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,6 +80,11 @@ class Broker:
                     if listener.type in ("tls", "wss") else None
                     for i, listener in enumerate(self.config.listeners)]
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        if self.config.http.enabled:
+            # Up before recovery, so /healthz answers and /readyz says 503 meanwhile.
+            from roost.admin.http import start_http
+
+            self.http_server = await start_http(self, *self.config.http.address)
         store = build_store(self.config, loop)
         self.engine = build_engine(self.config, loop, store)
         resumed = self.engine.restore()
@@ -89,27 +102,63 @@ class Broker:
                 host, port = sock.getsockname()[:2]
                 log.info("listening on %s:%d (%s, %s%s)", host, port, listener.name,
                          listener.type, extra)
+        self.ready = True
+        if self.config.sys.interval > 0:
+            self.sys_topics = SysTopics(self.engine, self.config.sys.interval)
+            self.sys_topics.start()
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def drain(self) -> None:
+        """SIGTERM (and SIGINT): graceful drain (see roost.admin.drain), then stop; a
+        second signal during the drain stops at once."""
+        if self._draining is not None:
+            log.info("second signal: stopping now")
+            self.stop()
+            return
+        self._draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        from roost.admin.drain import drain
+
+        try:
+            await drain(self)
+        finally:
+            self.stop()
 
     def reload(self) -> None:
         """SIGHUP: load TLS certificates, keys and CAs again for new connections;
         open connections keep theirs, and a listener whose new files are bad keeps its
         previous context (the error is logged)."""
-        log.info("SIGHUP: reloading TLS certificates")
+        log.info("SIGHUP: reloading TLS certificates, password file, JWT keys and ACL")
         for state in self.listeners:
             if state.tls is not None:
                 state.tls.reload()
+        if self.engine is not None:
+            try:
+                removed = auth.reload(self.engine)
+            except ConfigError as exc:
+                log.error("SIGHUP: reload failed, previous version stays in force: %s", exc,
+                          extra={"event": "reload", "ok": False})
+            else:
+                log.info("SIGHUP: authentication and ACL reloaded; %d subscriptions no "
+                         "longer authorized were removed", removed,
+                         extra={"event": "reload", "ok": True})
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+        self.ready = False
+        if self.sys_topics is not None:
+            self.sys_topics.stop()
         for server in self.servers:
             server.close()
         for state in self.listeners:
             state.close()
         if self.engine is not None:
             self.engine.store.close()
+        if self.http_server is not None:
+            self.http_server.close()
 
 
 async def serve(config: Config) -> None:
@@ -117,7 +166,7 @@ async def serve(config: Config) -> None:
     await broker.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, broker.stop)
+        loop.add_signal_handler(sig, broker.drain)
     loop.add_signal_handler(signal.SIGHUP, broker.reload)
     await broker.wait_stopped()
     log.info("stopped")

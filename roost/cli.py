@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import replace
 
-from roost import __version__
+from roost import __version__, ctl
 from roost.auth import passwd_command
 from roost.bench.options import add_arguments as add_bench_arguments
-from roost.config import Config, ConfigError, ListenerConfig, load
+from roost.config import Config, ConfigError, ListenerConfig, load, parse_host_port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,9 +21,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", help="address of the first listener (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port of the first listener (default 1883)")
     serve.add_argument("--data-dir", help="directory for durable state (default ./data)")
+    serve.add_argument("--http", metavar="HOST:PORT",
+                       help='operations endpoint (/metrics, /healthz, /readyz, /api/v1); '
+                            'default 127.0.0.1:8080, "" disables it')
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines as text (default) or JSON objects")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     passwd_command.add_parser(sub)
+    ctl.add_parser(sub)
     bench = sub.add_parser("bench", help="MQTT load generator (connections, rates, latency)",
                            description="Load-test an MQTT broker: see README, 'roost bench'.")
     add_bench_arguments(bench)
@@ -34,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
 def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     if args.data_dir:
         config = replace(config, data_dir=args.data_dir)
+    if getattr(args, "http", None) is not None:
+        if args.http == "":
+            config = replace(config, http=replace(config.http, enabled=False))
+        elif parse_host_port(args.http) is None:
+            raise ConfigError(f'--http: expected HOST:PORT such as "127.0.0.1:8080" or "" '
+                              f'to disable, got "{args.http}"')
+        else:
+            config = replace(config, http=replace(config.http, bind=args.http, enabled=True))
+    if getattr(args, "log_format", None):
+        config = replace(config, log=replace(config.log, format=args.log_format))
     if args.bind is not None or args.port is not None:
         first = config.listeners[0]
         if args.port is not None and not 0 <= args.port <= 65535:
@@ -48,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "passwd":
         return passwd_command.run(args)
+    if args.command == "ctl":
+        return ctl.run(args)
     if args.command == "bench":
         from roost.bench import main as bench_main
 
@@ -62,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"roost: config error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from roost import logs
+
+    logs.setup(config.log.level, config.log.format)
     from roost.app import run
     from roost.store.sqlite import StoreError
 

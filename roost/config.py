@@ -66,6 +66,23 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
+    # "text" (human-readable lines) or "json" (one JSON object per line).
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class SysConfig:
+    # Seconds between $SYS topic updates; 0 disables the $SYS tree.
+    interval: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DrainConfig:
+    # Seconds a graceful shutdown (SIGTERM) may take before the process exits anyway.
+    grace_period: float = 10.0
+    # Sent to MQTT 5 clients as Server Reference with DISCONNECT 0x9C (use another
+    # server); None sends 0x8B (server shutting down).
+    server_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,33 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    # The operations endpoint (/metrics, /healthz, /readyz, /api/v1): HOST:PORT. It has
+    # no authentication yet, so keep it on loopback or a private network.
+    bind: str = "127.0.0.1:8080"
+    enabled: bool = True
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``bind`` as (host, port); the value was checked when the config was loaded."""
+        parsed = parse_host_port(self.bind)
+        assert parsed is not None
+        return parsed
+
+
+def parse_host_port(value: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port); None if it is not one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None
+    return (host, int(port)) if host else None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: str = "data"
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
@@ -84,6 +128,9 @@ class Config:
     mqtt: EngineSettings = field(default_factory=EngineSettings)
     store: StoreConfig = field(default_factory=StoreConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    sys: SysConfig = field(default_factory=SysConfig)
+    drain: DrainConfig = field(default_factory=DrainConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     source: str = "<defaults>"
 
 
@@ -182,7 +229,8 @@ def load(path: str | Path) -> Config:
 
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     r = _Reader(source)
-    top_known = {"data_dir", "listeners", "log", "mqtt", "store", "auth"}
+    top_known = {"data_dir", "listeners", "log", "mqtt", "store", "auth", "http",
+                 "sys", "drain"}
     for key in data:
         if key not in top_known:
             raise ConfigError(f"{source}: {key}: unknown key (known keys: "
@@ -197,11 +245,27 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         values = r.section(log, "log.", LogConfig, {f.name for f in fields(LogConfig)})
         if values.get("level", "info") not in _LOG_LEVELS:
             raise r.error("log.level", " or ".join(_LOG_LEVELS), values["level"])
+        if values.get("format", "text") not in ("text", "json"):
+            raise r.error("log.format", '"text" or "json"', values["format"])
         config = replace(config, log=LogConfig(**values))
     if "auth" in data:
         auth = _table(r, "auth", data["auth"])
         values = r.section(auth, "auth.", AuthConfig, {f.name for f in fields(AuthConfig)})
         config = replace(config, auth=AuthConfig(**values))
+    if "http" in data:
+        http = _table(r, "http", data["http"])
+        values = r.section(http, "http.", HttpConfig, {f.name for f in fields(HttpConfig)})
+        if "bind" in values and parse_host_port(values["bind"]) is None:
+            raise r.error("http.bind", 'HOST:PORT such as "127.0.0.1:8080"', values["bind"])
+        config = replace(config, http=HttpConfig(**values))
+    if "sys" in data:
+        sys_table = _table(r, "sys", data["sys"])
+        values = r.section(sys_table, "sys.", SysConfig, {f.name for f in fields(SysConfig)})
+        config = replace(config, sys=SysConfig(**values))
+    if "drain" in data:
+        drain = _table(r, "drain", data["drain"])
+        values = r.section(drain, "drain.", DrainConfig, {f.name for f in fields(DrainConfig)})
+        config = replace(config, drain=DrainConfig(**values))
     if "store" in data:
         store = _table(r, "store", data["store"])
         values = r.section(store, "store.", StoreConfig, {f.name for f in fields(StoreConfig)})

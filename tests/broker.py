@@ -46,8 +46,10 @@ class BrokerProcess:
     """
 
     def __init__(self, config: str = "", port: int | None = None,
-                 data_dir: str | Path | None = None) -> None:
+                 data_dir: str | Path | None = None, http_port: int | None = None) -> None:
         self.port = port or free_port()
+        # The HTTP operations endpoint: off unless a port is given (0 picks a free one).
+        self.http_port = free_port() if http_port == 0 else http_port
         self.host = "127.0.0.1"
         self.dir = tempfile.mkdtemp(prefix="roost-test-")
         self.log_path = Path(self.dir) / "broker.log"
@@ -59,6 +61,7 @@ class BrokerProcess:
     def start(self) -> BrokerProcess:
         args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
+        args += ["--http", f"127.0.0.1:{self.http_port}" if self.http_port else ""]
         if self.config_text:
             cfg = Path(self.dir) / "roost.toml"
             cfg.write_text(self.config_text)
@@ -110,6 +113,31 @@ class BrokerProcess:
         else:
             self.kill9()
         return self.start()
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` (e.g. SIGTERM for a graceful drain, SIGHUP to reload) to the broker."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        """Wait for the broker to exit on its own; return its exit code."""
+        assert self.proc is not None
+        code = self.proc.wait(timeout)
+        if hasattr(self, "_log"):
+            self._log.close()
+        return code
+
+    def wait_log(self, text: str, timeout: float = 10.0, start: int = 0) -> str:
+        """Wait until ``text`` appears in the log after character ``start``; return the
+        log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if text in log[start:]:
+                return log
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the log: {log[start:]}")
+            time.sleep(0.05)
 
     @property
     def returncode(self) -> int | None:

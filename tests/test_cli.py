@@ -42,7 +42,7 @@ def test_check_config_bad(tmp_path):
 def test_serve_refuses_bad_config_at_start(tmp_path):
     bad = tmp_path / "roost.toml"
     bad.write_text("[[listeners]]\nbind = 12\n")
-    out = roost("serve", "--config", str(bad), "--port", str(free_port()))
+    out = roost("serve", "--config", str(bad), "--port", str(free_port()), "--http", "")
     assert out.returncode == 2
     assert f"{bad}: listeners[0].bind: expected a string, got 12" in out.stderr
 
@@ -58,7 +58,8 @@ def test_serve_with_bind_and_port_overrides():
 
 def test_port_in_use_is_a_clear_error():
     with BrokerProcess() as broker:
-        out = roost("serve", "--port", str(broker.port), "--data-dir", broker.dir + "/d2")
+        out = roost("serve", "--port", str(broker.port), "--http", "",
+                    "--data-dir", broker.dir + "/d2")
         assert out.returncode == 1
         assert "cannot start" in out.stderr
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from roost.auth.acl import AclAuthorizer
 from roost.auth.passwords import PasswordFileAuthenticator
 from roost.auth.tokens import JwtAuthenticator
-from roost.config import AuthConfig
+from roost.config import AuthConfig, ConfigError
 from roost.engine.hooks import AnonymousPolicy, Authenticator, Authorizer, ConnectEvent, Decision
 
 if TYPE_CHECKING:
@@ -70,10 +70,18 @@ def reload(engine: Engine) -> int:
     """Reread every password file, key set and ACL file of ``engine``, then re-check
     every subscription against the new ACL; return how many subscriptions were removed.
 
-    A file that fails to load raises ConfigError; hooks read before it keep their new
-    contents, the failing one and those after it keep the old ones.
+    Every file is tried: one that fails to load keeps its previous contents in force,
+    the others take their new ones. Afterwards ConfigError is raised, naming each file
+    that failed (the subscriptions have been re-checked by then).
     """
+    errors: list[str] = []
     for hook in (*engine.authenticators, *engine.authorizers):
         if isinstance(hook, Reloadable):
-            hook.reload()
-    return engine.reload_acl()
+            try:
+                hook.reload()
+            except ConfigError as exc:
+                errors.append(str(exc))
+    removed = engine.reload_acl()
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return removed

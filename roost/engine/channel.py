@@ -92,6 +92,8 @@ class Channel:
         self._timer: Timer | None = engine.clock.call_later(
             self.settings.connect_timeout, self._connect_timed_out)
         engine.stats.connections_total += 1
+        # Wall-clock time the connection was accepted (for the admin API).
+        self.connected_at = engine.clock.wall()
 
     # -- Input -------------------------------------------------------------------
 
@@ -220,8 +222,11 @@ class Channel:
             self._timer = None
         session, self.session = self.session, None
         if was_connected and session is not None and session.outlet is self:
-            log.info("disconnected %s (%s): %s", self.client_id, self.link.peer,
-                     self.disconnect_reason or "connection lost")
+            reason = self.disconnect_reason or "connection lost"
+            log.info("disconnected %s (%s): %s", self.client_id, self.link.peer, reason,
+                     extra={"event": "disconnect", "client_id": self.client_id,
+                            "peer": self.link.peer, "listener": self.link.listener,
+                            "protocol_level": self.level, "reason": reason})
             self.engine.sessions.closed(session, self.will)
         self.will = None
 
@@ -284,6 +289,7 @@ class Channel:
             stats.dropped_too_large += 1
             return False
         stats.messages_sent += 1
+        stats.sent_by_qos[delivery.qos] += 1
         stats.bytes_sent += len(data)
         link = self.link
         link.write(data)
@@ -327,7 +333,10 @@ class Channel:
     def _refuse(self, reason: ReasonCode, why: str) -> None:
         self.engine.stats.auth_failures += reason in (
             ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
-        log.info("refused %s (%s): %s", self.client_id or "-", self.link.peer, why)
+        log.info("refused %s (%s): %s", self.client_id or "-", self.link.peer, why,
+                 extra={"event": "connect_refused", "client_id": self.client_id,
+                        "peer": self.link.peer, "listener": self.link.listener,
+                        "protocol_level": self.level, "reason": why})
         self._send(Connack(reason))
         self.close(why)
 
@@ -440,7 +449,11 @@ class Channel:
                     f"{settings.response_information_prefix}/{self.client_id}")
         self._send(Connack(ReasonCode.SUCCESS, present, ack))
         log.info("connected %s (%s) level %d%s", self.client_id, self.link.peer, self.level,
-                 " resumed" if present else "")
+                 " resumed" if present else "",
+                 extra={"event": "connect", "client_id": self.client_id,
+                        "peer": self.link.peer, "listener": self.link.listener,
+                        "protocol_level": self.level, "username": self.username,
+                        "clean_start": p.clean_start, "resumed": present})
         session.outlet = self
         session.resume()
 
@@ -497,6 +510,7 @@ class Channel:
             log.info("publish by %s to %r denied", self.client_id, topic)
         engine = self.engine
         engine.stats.messages_received += 1
+        engine.stats.received_by_qos[p.qos] += 1
         if p.qos and not engine.store.healthy:
             # The store cannot take durable work now: refuse rather than acknowledge.
             engine.stats.dropped_store_failure += 1

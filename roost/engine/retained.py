@@ -24,15 +24,19 @@ class RetainedMessages:
             self.count += 1
         self._trie.set(message.topic, message)
 
-    def update(self, message: Message) -> None:
-        """Apply a PUBLISH with the retain flag: store it, or delete on empty payload."""
+    def update(self, message: Message, persist: bool = True) -> None:
+        """Apply a PUBLISH with the retain flag: store it, or delete on empty payload.
+        With ``persist`` false the store is not written (the broker's own $SYS values,
+        which are published again after a restart)."""
         if message.payload:
             self._put(message)
-            self._store.retained_set(self._converter.message_out(message))
+            if persist:
+                self._store.retained_set(self._converter.message_out(message))
         else:
             if self._trie.discard(message.topic) is not None:
                 self.count -= 1
-            self._store.retained_delete(message.topic)
+            if persist:
+                self._store.retained_delete(message.topic)
 
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
         """Unexpired retained messages whose topic ``topic_filter`` matches."""

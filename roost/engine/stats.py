@@ -19,6 +19,9 @@ class Stats:
     dropped_store_failure: int = 0
     protocol_errors: int = 0
     auth_failures: int = 0
+    # messages_received and messages_sent split by QoS (index 0, 1, 2).
+    received_by_qos: list[int] = field(default_factory=lambda: [0, 0, 0])
+    sent_by_qos: list[int] = field(default_factory=lambda: [0, 0, 0])
     # Times each configured limit was exceeded, by its config key (e.g. max_topic_levels).
     limit_breaches: dict[str, int] = field(default_factory=dict)
 

@@ -84,6 +84,8 @@ class SqliteStore:
         self.commits = 0
         self.last_batch = 0
         self.last_commit_seconds = 0.0
+        # Sum of all commits' seconds (with ``commits``: a summary for metrics).
+        self.commit_seconds_total = 0.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-store")
         self._lock = threading.Lock()
         self._db = self._open()
@@ -269,6 +271,7 @@ class SqliteStore:
             self.commits += 1
             self.last_batch = len(batch)
             self.last_commit_seconds = future.result()
+            self.commit_seconds_total += self.last_commit_seconds
             for cb in callbacks:
                 cb(True)
             self._start_batch()

@@ -103,7 +103,8 @@ class MqttConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        self._transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        transport.set_write_buffer_limits(  # type: ignore[attr-defined]
+            high=HIGH_WATER, low=LOW_WATER)
         listener = self._listener
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):

@@ -123,8 +123,8 @@ def digest(path: Path) -> str:
 def serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
     port = free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "roost.cli", "serve", "--port", str(port), "--data-dir",
-         str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        [sys.executable, "-m", "roost.cli", "serve", "--port", str(port), "--http", "",
+         "--data-dir", str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=30)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "something listens on the port"
     return result

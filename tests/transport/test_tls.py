@@ -137,7 +137,7 @@ def start_with(tmp_path: Path, listener: str) -> subprocess.CompletedProcess[str
     cfg = tmp_path / "roost.toml"
     cfg.write_text(toml_listener(name="plain", port=free_port()) + listener)
     return subprocess.run([sys.executable, "-m", "roost.cli", "serve", "--config", str(cfg),
-                           "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                           "--http", "", "--data-dir", str(tmp_path / "data")], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
 
 

@@ -1,0 +1,1 @@
+"""Operations: the HTTP endpoint (metrics, health, JSON API) and, later, $SYS topics."""
