@@ -58,8 +58,17 @@ def _deadline(props: Properties, now: float) -> float | None:
     return now + props.message_expiry_interval
 
 
+# Shared by every message that forwards no properties (most of them), to spare an
+# allocation per message. Never mutated: whoever adds per-receiver fields copies first.
+NO_PROPERTIES = Properties()
+
+
 def forwardable(props: Properties) -> Properties:
     """The properties the server must forward unaltered with a message (3.3.2.3)."""
+    if (props.payload_format_indicator is None and props.content_type is None
+            and props.response_topic is None and props.correlation_data is None
+            and not props.user_properties):
+        return NO_PROPERTIES
     return Properties(
         payload_format_indicator=props.payload_format_indicator,
         content_type=props.content_type,

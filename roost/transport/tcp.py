@@ -93,6 +93,8 @@ class MqttConnection(asyncio.Protocol):
         # Once a hold has lasted HOLD_LIMIT, stop holding until we drain (stuck reader).
         self._slow = False
         self._hold_timer: asyncio.TimerHandle | None = None
+        # Bytes waiting on our socket when the current hold window began.
+        self._hold_mark = 0
         # Publishers whose reading we paused, and how many connections pause ours.
         self._holding: set[MqttConnection] = set()
         self._held_by = 0
@@ -303,8 +305,9 @@ class MqttConnection(asyncio.Protocol):
     def hold(self, publisher: object) -> None:
         """Pause reading from ``publisher`` until this connection drains, so a fast
         publisher waits for its slow subscriber instead of filling memory. A hold lasts
-        at most HOLD_LIMIT: a reader that has stopped cannot stall publishers for long
-        (its QoS 0 messages are then dropped beyond ``max_output_buffer``)."""
+        while the reader makes progress; one that drains nothing for HOLD_LIMIT is taken
+        as stuck and cannot stall publishers longer (its QoS 0 messages are then dropped
+        beyond ``max_output_buffer``)."""
         if (self._slow or publisher is self or not isinstance(publisher, MqttConnection)
                 or publisher in self._holding or publisher._transport is None):
             return
@@ -313,11 +316,19 @@ class MqttConnection(asyncio.Protocol):
         if publisher._held_by == 1:
             publisher._transport.pause_reading()
         if self._hold_timer is None:
+            self._hold_mark = self.buffered()
             self._hold_timer = asyncio.get_running_loop().call_later(
                 HOLD_LIMIT, self._hold_expired)
 
     def _hold_expired(self) -> None:
         self._hold_timer = None
+        waiting = self.buffered()
+        if self._holding and waiting < self._hold_mark:
+            # Slow but reading: keep its publishers waiting for another window.
+            self._hold_mark = waiting
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                HOLD_LIMIT, self._hold_expired)
+            return
         if self._holding:
             self._slow = True
             log.info("%s on %s reads too slowly: no longer holding its publishers back",

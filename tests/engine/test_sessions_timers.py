@@ -163,3 +163,22 @@ def test_offline_queue_is_bounded_by_bytes():
     got = [p.payload[:1] for p in s2.received if isinstance(p, Publish)]
     assert got == [b"A", b"B"]
     assert engine.sessions.get("qb").queued_bytes == 0
+
+
+def test_per_receiver_properties_never_leak_into_the_shared_empty_set():
+    from roost.engine.message import NO_PROPERTIES
+
+    engine, clock = make_engine()
+    a = MemoryClient(engine, 5)
+    a.connect("np-a", properties=Properties(topic_alias_maximum=5))
+    a.send(Subscribe(1, [SubscriptionRequest("np/t", 1)],
+                     Properties(subscription_identifiers=[7])))
+    a.take()
+    pub = MemoryClient(engine, 5)
+    pub.connect("np-pub")
+    pub.send(Publish("np/t", b"x", 1, packet_id=1,
+                     properties=Properties(message_expiry_interval=30)))
+    got = [p for p in a.take() if isinstance(p, Publish)]
+    assert got[0].properties.subscription_identifiers == [7]
+    assert got[0].properties.topic_alias == 1
+    assert NO_PROPERTIES == Properties()
