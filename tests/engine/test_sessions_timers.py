@@ -181,4 +181,4 @@ def test_per_receiver_properties_never_leak_into_the_shared_empty_set():
     got = [p for p in a.take() if isinstance(p, Publish)]
     assert got[0].properties.subscription_identifiers == [7]
     assert got[0].properties.topic_alias == 1
-    assert NO_PROPERTIES == Properties()
+    assert Properties() == NO_PROPERTIES
