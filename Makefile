@@ -60,11 +60,13 @@ fuzz-atheris: $(TEST_STAMP)
 	$(PY) -m tests.hardening.atheris_channel -max_total_time=$(ATHERIS_SECONDS) \
 	  -rss_limit_mb=4096 $(VENV)/fuzz-corpus
 
-# Benchmarks against Mosquitto (Debian package), written to docs/benchmarks.md.
+# Benchmarks against Mosquitto (Debian package), written to docs/benchmarks.md; the
+# suite also runs amqtt (PyPI), installed on first use into .venv/amqtt-venv.
 bench: $(TEST_STAMP)
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
 	$(PY) -m benchmarks.persistent_qos1 --count 20000 --write docs/benchmarks.md
+	$(PY) -m benchmarks.suite --write docs/benchmarks.md
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks

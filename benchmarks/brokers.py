@@ -1,4 +1,4 @@
-"""Start the brokers compared by the benchmarks: Roost and Mosquitto, on free ports."""
+"""Start the brokers compared by the benchmarks: Roost, Mosquitto and amqtt, on free ports."""
 
 from __future__ import annotations
 
@@ -83,3 +83,35 @@ def mosquitto_version() -> str:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     out = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=10).stdout
     return out.splitlines()[0] if out else "mosquitto"
+
+
+AMQTT_VERSION = "0.12.1"
+AMQTT_VENV = ROOT / ".venv" / "amqtt-venv"
+
+
+def ensure_amqtt(venv: Path = AMQTT_VENV) -> Path:
+    """The ``amqtt`` command of a separate virtualenv (inside .venv, so gitignored),
+    created and filled with the pinned amqtt on first use: never a Roost dependency."""
+    exe = venv / "bin" / "amqtt"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                        f"amqtt=={AMQTT_VERSION}"], check=True)
+    return exe
+
+
+def start_amqtt(venv: Path = AMQTT_VENV) -> Broker:
+    """amqtt with one TCP listener on 127.0.0.1 and anonymous access, nothing else: no
+    $SYS plugin, no event or packet logging."""
+    exe = ensure_amqtt(venv)
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="bench-amqtt-")
+    conf = Path(tmp, "amqtt.yaml")
+    conf.write_text("listeners:\n  default:\n    type: tcp\n"
+                    f"    bind: 127.0.0.1:{port}\n"
+                    "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                    "    allow_anonymous: true\n")
+    proc = subprocess.Popen([str(exe), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=open(f"{tmp}/log", "wb"))  # noqa: SIM115
+    _wait(port, proc, "amqtt")
+    return Broker("amqtt", port, proc, tmp)
