@@ -1,6 +1,8 @@
 """One client connection: the MQTT protocol state machine between a Link and the engine.
 
-Bytes come in through ``data_received``; packets go out through the link. Every
+Bytes come in through ``data_received``; packets go out through the link. CONNECT and
+SUBSCRIBE/UNSUBSCRIBE are handled in ``handle_connect.py`` and ``handle_subscribe.py``;
+PUBLISH and its acknowledgements, keepalive and closing live here. Every
 protocol violation ends in ``_fail``, the one place that turns an error into a
 DISCONNECT reason code (5.0) or a plain close (3.x).
 """
@@ -8,24 +10,23 @@ DISCONNECT reason code (5.0) or a plain close (3.x).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from roost.engine.clock import Timer
 from roost.engine.engine import Engine
-from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.handle_connect import NEVER_EXPIRES, UNLIMITED_PACKET, handle_connect
+from roost.engine.handle_subscribe import handle_subscribe, handle_unsubscribe
+from roost.engine.hooks import AccessEvent, Action, Decision, authorize
 from roost.engine.limits import (
     LimitExceeded,
     topic_over_limit,
     user_properties_over_limit,
-    utf8_longer_than,
 )
 from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
-from roost.engine.subscriptions import Subscription
 from roost.mqtt.decoder import Decoder
 from roost.mqtt.encoder import encode
 from roost.mqtt.errors import PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
@@ -42,20 +43,14 @@ from roost.mqtt.packets import (
     Publish,
     Pubrec,
     Pubrel,
-    Suback,
-    Subscribe,
-    Unsuback,
-    Unsubscribe,
     Will,
 )
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
-from roost.mqtt.topics import is_valid_topic_filter, is_valid_topic_name, parse_shared
+from roost.mqtt.topics import is_valid_topic_name
 
 log = logging.getLogger("roost.connection")
 
-NEVER_EXPIRES = 0xFFFFFFFF
-UNLIMITED_PACKET = 268_435_460
 
 
 class State(Enum):
@@ -147,7 +142,7 @@ class Channel:
         if self.state is State.AWAIT_CONNECT:
             if not isinstance(packet, Connect):
                 raise ProtocolViolation("first packet is not CONNECT")
-            self._on_connect(packet)
+            handle_connect(self, packet)
             return
         handler = self._handlers.get(packet.type)
         if handler is None:
@@ -164,9 +159,9 @@ class Channel:
     def _fail(self, exc: ProtocolViolation) -> None:
         """The single place where a violation becomes what the client sees."""
         if isinstance(exc, LimitExceeded):
-            text = self._breach(exc.limit, str(exc))
+            text = self.breach(exc.limit, str(exc))
         elif isinstance(exc, PacketTooLarge):
-            text = self._breach("max_packet_size", str(exc))
+            text = self.breach("max_packet_size", str(exc))
         else:
             self.engine.stats.protocol_errors += 1
             text = str(exc)
@@ -179,14 +174,14 @@ class Channel:
             return
         self.disconnect(exc.reason, str(exc))
 
-    def _breach(self, limit: str, detail: str) -> str:
+    def breach(self, limit: str, detail: str) -> str:
         """Count a breach of ``limit``; return the text to log (once) about it."""
         count = self.engine.stats.breach(limit)
         return f"limit {limit} exceeded: {detail} (breach {count} of {limit})"
 
-    def _breach_once(self, limit: str, detail: str) -> None:
+    def breach_once(self, limit: str, detail: str) -> None:
         """Count a breach that does not close the connection; log only its first."""
-        text = self._breach(limit, detail)
+        text = self.breach(limit, detail)
         logged = self._logged_limits
         if logged is None:
             logged = self._logged_limits = set()
@@ -201,7 +196,7 @@ class Channel:
         if self.state is State.CLOSED:
             return
         if self.level == 5 and self.state is State.CONNECTED:
-            self._send(Disconnect(reason, properties or Properties()))
+            self.send(Disconnect(reason, properties or Properties()))
         self.close(why or reason.name.lower())
 
     def close(self, why: str) -> None:
@@ -233,7 +228,7 @@ class Channel:
     def _connect_timed_out(self) -> None:
         self._timer = None
         if self.state is State.AWAIT_CONNECT:
-            why = self._breach("connect_timeout",
+            why = self.breach("connect_timeout",
                                f"no CONNECT within {self.settings.connect_timeout:g} s")
             log.info("closing - (%s): %s", self.link.peer, why)
             self.close(why)
@@ -245,14 +240,14 @@ class Channel:
         limit = self.keepalive * 1.5
         idle = self.engine.clock.monotonic() - self.last_received
         if idle >= limit:
-            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self._breach(
+            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self.breach(
                 "keepalive", f"no packet for {idle:.1f} s, keepalive {self.keepalive} s"))
         else:
             self._timer = self.engine.clock.call_later(limit - idle, self._keepalive_check)
 
     # -- Output ------------------------------------------------------------------
 
-    def _send(self, packet: Packet) -> None:
+    def send(self, packet: Packet) -> None:
         data = encode(packet, self.level)
         self.engine.stats.bytes_sent += len(data)
         self.link.write(data)
@@ -326,100 +321,11 @@ class Channel:
         return data
 
     def send_pubrel(self, packet_id: int) -> None:
-        self._send(Pubrel(packet_id))
+        self.send(Pubrel(packet_id))
 
-    # -- CONNECT ------------------------------------------------------------------
-
-    def _refuse(self, reason: ReasonCode, why: str) -> None:
-        self.engine.stats.auth_failures += reason in (
-            ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
-        log.info("refused %s (%s): %s", self.client_id or "-", self.link.peer, why,
-                 extra={"event": "connect_refused", "client_id": self.client_id,
-                        "peer": self.link.peer, "listener": self.link.listener,
-                        "protocol_level": self.level, "reason": why})
-        self._send(Connack(reason))
-        self.close(why)
-
-    def _on_connect(self, p: Connect) -> None:
-        self.level = p.protocol_level
-        settings = self.settings
-        props = p.properties
-        self.client_id = p.client_id
-        assigned = None
-        too_long = utf8_longer_than(p.client_id, settings.max_client_id_length)
-        if too_long is not None:
-            self.client_id = p.client_id[:32] + "..."
-            return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, self._breach(
-                "max_client_id_length",
-                f"client id of {too_long} bytes, more than {settings.max_client_id_length}"))
-        if not p.client_id:
-            if self.level == 3 or (self.level == 4 and not p.clean_start):
-                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
-                                    "empty client id without clean session")
-            self.client_id = "auto-" + uuid.uuid4().hex
-            if self.level == 5:
-                assigned = self.client_id
-        if props.authentication_method is not None:
-            return self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD,
-                                "enhanced authentication is not supported")
-        will = p.will
-        for block in (props,) if will is None else (props, will.properties):
-            too_many = user_properties_over_limit(settings, block)
-            if too_many is not None:
-                return self._refuse(ReasonCode.QUOTA_EXCEEDED,
-                                    self._breach("max_user_properties", too_many))
-        if will is not None:
-            if not is_valid_topic_name(will.topic):
-                return self._refuse(ReasonCode.TOPIC_NAME_INVALID, "invalid will topic")
-            over = topic_over_limit(settings, will.topic)
-            if over is not None:
-                return self._refuse(ReasonCode.TOPIC_NAME_INVALID, self._breach(*over))
-            if will.qos > settings.maximum_qos:
-                return self._refuse(ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
-            if will.retain and not settings.retain_available:
-                return self._refuse(ReasonCode.RETAIN_NOT_SUPPORTED, "will retain unsupported")
-        keepalive = p.keepalive
-        server_keep_alive = None
-        if keepalive > settings.max_keepalive or (keepalive == 0 and settings.max_keepalive
-                                                  < 65535):
-            if self.level < 5:
-                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, self._breach(
-                    "max_keepalive", f"keepalive {keepalive} above the maximum"))
-            keepalive = server_keep_alive = settings.max_keepalive
-        identity = self.link.certificate_identity
-        if identity is not None:
-            # The certificate's identity replaces any user name the client sent
-            # (Mosquitto's use_identity_as_username).
-            p.username = identity
-        event = ConnectEvent(self.client_id, p.username, p.password, self.link.peer,
-                             self.link.listener, self.level, identity)
-        if run_chain(self.engine.authenticators, event) is not Decision.ALLOW:
-            # Credentials that failed (a password or a JWT) are "bad user name or
-            # password"; no credentials at all on a closed listener is "not authorized".
-            reason = (ReasonCode.NOT_AUTHORIZED if p.username is None and p.password is None
-                      else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
-            return self._refuse(reason, "authentication failed")
-        self.username = p.username
-        if will is not None and authorize(self.engine.authorizers, AccessEvent(
-                self.client_id, self.username, Action.PUBLISH, will.topic)) is Decision.DENY:
-            return self._refuse(ReasonCode.NOT_AUTHORIZED, f"will topic {will.topic!r} denied")
-
-        if self.level == 5:
-            expiry = props.session_expiry_interval or 0
-            session_expiry: int | None = None if expiry == NEVER_EXPIRES else expiry
-            self.client_receive_maximum = props.receive_maximum or 65535
-            self.client_max_packet = props.maximum_packet_size or UNLIMITED_PACKET
-            self.client_alias_maximum = props.topic_alias_maximum or 0
-        else:
-            session_expiry = 0 if p.clean_start else settings.persistent_session_expiry
-
-        # Take over from a connection still using this client id (3.1.4-3).
-        existing = self.engine.sessions.get(self.client_id)
-        if existing is not None and isinstance(existing.outlet, Channel):
-            existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
-        session, present = self.engine.sessions.open(self.client_id, p.clean_start,
-                                                     session_expiry)
-        self.engine.identify(session, self.username)
+    def enter_connected(self, session: Session, will: Will | None, keepalive: int) -> None:
+        """CONNECT accepted: hold the session, arm the keepalive instead of the connect
+        timeout."""
         self.session = session
         self.will = will
         self.keepalive = keepalive
@@ -429,33 +335,6 @@ class Channel:
             self._timer = None
         if keepalive:
             self._timer = self.engine.clock.call_later(keepalive * 1.5, self._keepalive_check)
-
-        ack = Properties()
-        if self.level == 5:
-            ack.assigned_client_identifier = assigned
-            ack.server_keep_alive = server_keep_alive
-            if settings.receive_maximum < 65535:
-                ack.receive_maximum = settings.receive_maximum
-            if settings.maximum_qos < 2:
-                ack.maximum_qos = settings.maximum_qos
-            if not settings.retain_available:
-                ack.retain_available = 0
-            ack.maximum_packet_size = settings.max_packet_size
-            if settings.topic_alias_maximum:
-                ack.topic_alias_maximum = settings.topic_alias_maximum
-            if props.request_response_information and not any(
-                    c in self.client_id for c in "+#"):
-                ack.response_information = (
-                    f"{settings.response_information_prefix}/{self.client_id}")
-        self._send(Connack(ReasonCode.SUCCESS, present, ack))
-        log.info("connected %s (%s) level %d%s", self.client_id, self.link.peer, self.level,
-                 " resumed" if present else "",
-                 extra={"event": "connect", "client_id": self.client_id,
-                        "peer": self.link.peer, "listener": self.link.listener,
-                        "protocol_level": self.level, "username": self.username,
-                        "clean_start": p.clean_start, "resumed": present})
-        session.outlet = self
-        session.resume()
 
     # -- PUBLISH and its acknowledgements -----------------------------------------
 
@@ -493,7 +372,7 @@ class Channel:
             raise LimitExceeded(*over, ReasonCode.TOPIC_NAME_INVALID)
         if p.qos == 2 and p.packet_id in self.session_or_fail().awaiting_pubrel:
             # A resend of a QoS 2 message we already have: acknowledge, never route twice.
-            self._send(Pubrec(p.packet_id))
+            self.send(Pubrec(p.packet_id))
             return
         if p.qos == 2 and len(self.session_or_fail().awaiting_pubrel) >= \
                 settings.receive_maximum:
@@ -551,7 +430,7 @@ class Channel:
                 # id at once, and that new message must not be taken for a resend.
                 self.session.pubrel_done(ack.packet_id)
             ack.reason_code = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
-        self._send(ack)
+        self.send(ack)
 
     def session_or_fail(self) -> Session:
         if self.session is None:
@@ -585,7 +464,7 @@ class Channel:
         that is not stored); all such packets keep their order."""
         session = self.session
         if session is None or session.journal is None:
-            self._send(packet)
+            self.send(packet)
             return
         self.engine.store.commit(lambda ok: self._stored(session, packet, ok))
 
@@ -597,106 +476,15 @@ class Channel:
             # client resends on reconnect.
             self.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "store failure")
             return
-        self._send(packet)
+        self.send(packet)
 
     def _on_pubcomp(self, p: Pubcomp) -> None:
         self.session_or_fail().acknowledged(p.packet_id, 2)
 
-    # -- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------
-
-    def _on_subscribe(self, p: Subscribe) -> None:
-        session = self.session_or_fail()
-        engine = self.engine
-        ids = p.properties.subscription_identifiers
-        identifier = ids[0] if ids else None
-        codes: list[ReasonCode] = []
-        granted: list[tuple[Subscription, bool]] = []
-        for req in p.subscriptions:
-            try:
-                shared = parse_shared(req.topic_filter)
-            except ValueError:
-                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
-                continue
-            inner = shared.topic_filter if shared else req.topic_filter
-            if not is_valid_topic_filter(inner):
-                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
-                continue
-            if shared and req.no_local:
-                raise ProtocolViolation("no local on a shared subscription")
-            over = topic_over_limit(self.settings, req.topic_filter, inner)
-            if over is not None:
-                self._breach_once(*over)
-                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
-                continue
-            limit = self.settings.max_subscriptions
-            if (limit and len(session.subscriptions) >= limit
-                    and req.topic_filter not in session.subscriptions):
-                self._breach_once("max_subscriptions", f"more than {limit} subscriptions")
-                codes.append(ReasonCode.QUOTA_EXCEEDED)
-                continue
-            if authorize(engine.authorizers, AccessEvent(
-                    self.client_id, self.username, Action.SUBSCRIBE,
-                    req.topic_filter)) is Decision.DENY:
-                codes.append(ReasonCode.NOT_AUTHORIZED)
-                continue
-            qos = min(req.qos, self.settings.maximum_qos)
-            sub = Subscription(req.topic_filter, qos, req.no_local, req.retain_as_published,
-                               req.retain_handling, identifier,
-                               shared.group if shared else None)
-            old = session.subscriptions.get(req.topic_filter)
-            if old is not None and old.share_group != sub.share_group:
-                engine.router.unsubscribe(session, old)
-            existed = engine.router.subscribe(session, sub)
-            session.subscribed(sub)
-            codes.append(ReasonCode(qos))
-            granted.append((sub, existed))
-        suback = Suback(p.packet_id, codes)
-        if session.journal is None:
-            self._subscribed(session, suback, granted, True)
-        else:
-            # A SUBACK for a persistent session promises the subscription is stored.
-            engine.store.commit(lambda ok: self._subscribed(session, suback, granted, ok))
-
-    def _subscribed(self, session: Session, suback: Suback,
-                    granted: list[tuple[Subscription, bool]], committed: bool) -> None:
-        if self.state is not State.CONNECTED or self.session is not session:
-            return
-        if not committed:
-            if self.level < 5:
-                self.close("store failure")
-                return
-            suback.reason_codes = [c if c.is_error else ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
-                                   for c in suback.reason_codes]
-            self._send(suback)
-            return
-        self._send(suback)
-        engine = self.engine
-        now = engine.clock.monotonic()
-        for sub, existed in granted:
-            if sub.share_group is not None:
-                continue  # retained messages are not sent for shared subscriptions
-            if sub.retain_handling == 2 or (sub.retain_handling == 1 and existed):
-                continue
-            inner = sub.topic_filter
-            for message in engine.retained.matching(inner, now):
-                session.deliver_retained(message, sub)
-
-    def _on_unsubscribe(self, p: Unsubscribe) -> None:
-        session = self.session_or_fail()
-        codes = []
-        for topic_filter in p.topic_filters:
-            sub = session.unsubscribed(topic_filter)
-            if sub is not None:
-                self.engine.router.unsubscribe(session, sub)
-                codes.append(ReasonCode.SUCCESS)
-            else:
-                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        self._send(Unsuback(p.packet_id, codes))
-
     # -- The rest -----------------------------------------------------------------
 
     def _on_pingreq(self, p: Packet) -> None:
-        self._send(Pingresp())
+        self.send(Pingresp())
 
     def _on_disconnect(self, p: Disconnect) -> None:
         session = self.session_or_fail()
@@ -718,8 +506,8 @@ class Channel:
         PacketType.PUBREC: _on_pubrec,
         PacketType.PUBREL: _on_pubrel,
         PacketType.PUBCOMP: _on_pubcomp,
-        PacketType.SUBSCRIBE: _on_subscribe,
-        PacketType.UNSUBSCRIBE: _on_unsubscribe,
+        PacketType.SUBSCRIBE: handle_subscribe,
+        PacketType.UNSUBSCRIBE: handle_unsubscribe,
         PacketType.PINGREQ: _on_pingreq,
         PacketType.DISCONNECT: _on_disconnect,
         PacketType.AUTH: _on_auth,

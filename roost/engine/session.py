@@ -16,6 +16,7 @@ from roost.engine.clock import Timer
 from roost.engine.message import Message
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.packets import Will
+from roost.mqtt.reason_codes import ReasonCode
 
 if TYPE_CHECKING:
     from roost.engine.stats import Stats
@@ -111,6 +112,10 @@ class Outlet(Protocol):
         ...
 
     def send_pubrel(self, packet_id: int) -> None: ...
+
+    def disconnect(self, reason: ReasonCode, why: str | None = None) -> None:
+        """Server-initiated close (a takeover, an administrative disconnect)."""
+        ...
 
 
 @dataclass(slots=True, eq=False)

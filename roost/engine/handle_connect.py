@@ -1,0 +1,146 @@
+"""CONNECT (3.1): client identifier rules, limits, authentication, session takeover and
+the CONNACK with the server's limits (5.0 properties)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.limits import topic_over_limit, user_properties_over_limit, utf8_longer_than
+from roost.mqtt.packets import Connack, Connect
+from roost.mqtt.properties import Properties
+from roost.mqtt.reason_codes import ReasonCode
+from roost.mqtt.topics import is_valid_topic_name
+
+if TYPE_CHECKING:
+    from roost.engine.channel import Channel
+
+log = logging.getLogger("roost.connection")
+
+NEVER_EXPIRES = 0xFFFFFFFF
+UNLIMITED_PACKET = 268_435_460
+
+
+def refuse(channel: Channel, reason: ReasonCode, why: str) -> None:
+    """Answer CONNECT with a refusal and close."""
+    channel.engine.stats.auth_failures += reason in (
+        ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+    log.info("refused %s (%s): %s", channel.client_id or "-", channel.link.peer, why,
+             extra={"event": "connect_refused", "client_id": channel.client_id,
+                    "peer": channel.link.peer, "listener": channel.link.listener,
+                    "protocol_level": channel.level, "reason": why})
+    channel.send(Connack(reason))
+    channel.close(why)
+
+
+def handle_connect(channel: Channel, p: Connect) -> None:
+    """CONNECT (3.1): validate, authenticate, take over or open the session, CONNACK."""
+    channel.level = p.protocol_level
+    settings = channel.settings
+    props = p.properties
+    channel.client_id = p.client_id
+    assigned = None
+    too_long = utf8_longer_than(p.client_id, settings.max_client_id_length)
+    if too_long is not None:
+        channel.client_id = p.client_id[:32] + "..."
+        return refuse(channel, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, channel.breach(
+            "max_client_id_length",
+            f"client id of {too_long} bytes, more than {settings.max_client_id_length}"))
+    if not p.client_id:
+        if channel.level == 3 or (channel.level == 4 and not p.clean_start):
+            return refuse(channel, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+                                "empty client id without clean session")
+        channel.client_id = "auto-" + uuid.uuid4().hex
+        if channel.level == 5:
+            assigned = channel.client_id
+    if props.authentication_method is not None:
+        return refuse(channel, ReasonCode.BAD_AUTHENTICATION_METHOD,
+                            "enhanced authentication is not supported")
+    will = p.will
+    for block in (props,) if will is None else (props, will.properties):
+        too_many = user_properties_over_limit(settings, block)
+        if too_many is not None:
+            return refuse(channel, ReasonCode.QUOTA_EXCEEDED,
+                                channel.breach("max_user_properties", too_many))
+    if will is not None:
+        if not is_valid_topic_name(will.topic):
+            return refuse(channel, ReasonCode.TOPIC_NAME_INVALID, "invalid will topic")
+        over = topic_over_limit(settings, will.topic)
+        if over is not None:
+            return refuse(channel, ReasonCode.TOPIC_NAME_INVALID, channel.breach(*over))
+        if will.qos > settings.maximum_qos:
+            return refuse(channel, ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
+        if will.retain and not settings.retain_available:
+            return refuse(channel, ReasonCode.RETAIN_NOT_SUPPORTED, "will retain unsupported")
+    keepalive = p.keepalive
+    server_keep_alive = None
+    if keepalive > settings.max_keepalive or (keepalive == 0 and settings.max_keepalive
+                                              < 65535):
+        if channel.level < 5:
+            return refuse(channel, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, channel.breach(
+                "max_keepalive", f"keepalive {keepalive} above the maximum"))
+        keepalive = server_keep_alive = settings.max_keepalive
+    identity = channel.link.certificate_identity
+    if identity is not None:
+        # The certificate's identity replaces any user name the client sent
+        # (Mosquitto's use_identity_as_username).
+        p.username = identity
+    event = ConnectEvent(channel.client_id, p.username, p.password, channel.link.peer,
+                         channel.link.listener, channel.level, identity)
+    if run_chain(channel.engine.authenticators, event) is not Decision.ALLOW:
+        # Credentials that failed (a password or a JWT) are "bad user name or
+        # password"; no credentials at all on a closed listener is "not authorized".
+        reason = (ReasonCode.NOT_AUTHORIZED if p.username is None and p.password is None
+                  else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        return refuse(channel, reason, "authentication failed")
+    channel.username = p.username
+    if will is not None and authorize(channel.engine.authorizers, AccessEvent(
+            channel.client_id, channel.username, Action.PUBLISH, will.topic)) is Decision.DENY:
+        return refuse(channel, ReasonCode.NOT_AUTHORIZED, f"will topic {will.topic!r} denied")
+
+    if channel.level == 5:
+        expiry = props.session_expiry_interval or 0
+        session_expiry: int | None = None if expiry == NEVER_EXPIRES else expiry
+        channel.client_receive_maximum = props.receive_maximum or 65535
+        channel.client_max_packet = props.maximum_packet_size or UNLIMITED_PACKET
+        channel.client_alias_maximum = props.topic_alias_maximum or 0
+    else:
+        session_expiry = 0 if p.clean_start else settings.persistent_session_expiry
+
+    # Take over from a connection still using this client id (3.1.4-3).
+    existing = channel.engine.sessions.get(channel.client_id)
+    if existing is not None and existing.outlet is not None:
+        existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
+    session, present = channel.engine.sessions.open(channel.client_id, p.clean_start,
+                                                 session_expiry)
+    channel.engine.identify(session, channel.username)
+    channel.enter_connected(session, will, keepalive)
+
+    ack = Properties()
+    if channel.level == 5:
+        ack.assigned_client_identifier = assigned
+        ack.server_keep_alive = server_keep_alive
+        if settings.receive_maximum < 65535:
+            ack.receive_maximum = settings.receive_maximum
+        if settings.maximum_qos < 2:
+            ack.maximum_qos = settings.maximum_qos
+        if not settings.retain_available:
+            ack.retain_available = 0
+        ack.maximum_packet_size = settings.max_packet_size
+        if settings.topic_alias_maximum:
+            ack.topic_alias_maximum = settings.topic_alias_maximum
+        if props.request_response_information and not any(
+                c in channel.client_id for c in "+#"):
+            ack.response_information = (
+                f"{settings.response_information_prefix}/{channel.client_id}")
+    channel.send(Connack(ReasonCode.SUCCESS, present, ack))
+    log.info("connected %s (%s) level %d%s", channel.client_id, channel.link.peer, channel.level,
+             " resumed" if present else "",
+             extra={"event": "connect", "client_id": channel.client_id,
+                    "peer": channel.link.peer, "listener": channel.link.listener,
+                    "protocol_level": channel.level, "username": channel.username,
+                    "clean_start": p.clean_start, "resumed": present})
+    session.outlet = channel
+    session.resume()
