@@ -259,8 +259,9 @@ class Channel:
     def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
         message = delivery.message
         stats = self.engine.stats
-        now = self.engine.clock.monotonic()
-        if message.expired(now):
+        # Only a message with an expiry needs the clock (once per receiver otherwise).
+        now = 0.0 if message.expires_at is None else self.engine.clock.monotonic()
+        if message.expires_at is not None and message.expired(now):
             stats.dropped_expired += 1
             return False
         if delivery.qos == 0 and self.link.buffered() > self.settings.max_output_buffer:
@@ -278,8 +279,6 @@ class Channel:
                 message.encoded[key] = data
         else:
             data = self._encode_publish(delivery, packet_id, dup, now)
-            if data is None:
-                return False
         if len(data) > self.client_max_packet:
             stats.dropped_too_large += 1
             return False
@@ -295,7 +294,7 @@ class Channel:
         return True
 
     def _encode_publish(self, delivery: Delivery, packet_id: int | None, dup: bool,
-                        now: float) -> bytes | None:
+                        now: float) -> bytes:
         message = delivery.message
         topic = message.topic
         props = message.properties

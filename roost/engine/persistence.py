@@ -78,9 +78,9 @@ class SessionJournal:
         self._converter = converter
         self._client_id = client_id
 
-    def added(self, delivery: Delivery) -> None:
+    def added(self, delivery: Delivery, packet_id: int | None, state: str) -> None:
         self._store.delivery_add(self._client_id,
-                                 self._converter.delivery_out(delivery, None, "queued"))
+                                 self._converter.delivery_out(delivery, packet_id, state))
 
     def updated(self, delivery: Delivery, packet_id: int, state: str) -> None:
         self._store.delivery_update(self._client_id, delivery.seq, packet_id, state)

@@ -92,7 +92,7 @@ class Inflight:
 class Journal(Protocol):
     """Where a persistent session records changes that must survive a restart."""
 
-    def added(self, delivery: Delivery) -> None: ...
+    def added(self, delivery: Delivery, packet_id: int | None, state: str) -> None: ...
     def updated(self, delivery: Delivery, packet_id: int, state: str) -> None: ...
     def removed(self, delivery: Delivery) -> None: ...
     def pubrel_awaited(self, packet_id: int) -> None: ...
@@ -208,8 +208,8 @@ class Session:
             if not self.queue_qos0:
                 return
         elif outlet is not None and not self.queue and len(self.inflight) < outlet.send_window:
-            self._record(delivery)
-            self._send_new(outlet, delivery)
+            self._number(delivery)
+            self._send_new(outlet, delivery, stored=False)
             return
         size = _size(delivery)
         if len(self.queue) >= self.max_queued or (
@@ -218,14 +218,14 @@ class Session:
             return
         self.queued_bytes += size
         if delivery.qos:
-            self._record(delivery)
+            self._number(delivery)
+            if self.journal is not None:
+                self.journal.added(delivery, None, "queued")
         self.queue.append(delivery)
 
-    def _record(self, delivery: Delivery) -> None:
+    def _number(self, delivery: Delivery) -> None:
         delivery.seq = self.next_seq
         self.next_seq += 1
-        if self.journal is not None:
-            self.journal.added(delivery)
 
     def _drop(self, delivery: Delivery) -> None:
         self.dropped += 1
@@ -250,7 +250,9 @@ class Session:
         self.next_packet_id = pid % 65535 + 1
         return pid
 
-    def _send_new(self, outlet: Outlet, delivery: Delivery) -> None:
+    def _send_new(self, outlet: Outlet, delivery: Delivery, stored: bool) -> None:
+        """Put a delivery in flight; ``stored`` says whether the journal already holds it
+        (queued), so a persistent session writes one row per delivery, not two."""
         if delivery.qos == 0:
             outlet.send_delivery(delivery, None, False)
             return
@@ -258,8 +260,11 @@ class Session:
         if outlet.send_delivery(delivery, pid, False):
             self.inflight[pid] = Inflight(delivery)
             if self.journal is not None:
-                self.journal.updated(delivery, pid, "publish")
-        elif self.journal is not None:
+                if stored:
+                    self.journal.updated(delivery, pid, "publish")
+                else:
+                    self.journal.added(delivery, pid, "publish")
+        elif stored and self.journal is not None:
             self.journal.removed(delivery)
 
     def pump(self) -> None:
@@ -272,7 +277,7 @@ class Session:
         while queue and len(self.inflight) < window and self.outlet is outlet:
             delivery = queue.popleft()
             self.queued_bytes -= _size(delivery)
-            self._send_new(outlet, delivery)
+            self._send_new(outlet, delivery, stored=delivery.qos > 0)
 
     def resume(self) -> None:
         """On reconnect: resend what is in flight (DUP set), then the queue, in order."""

@@ -229,8 +229,12 @@ class SqliteStore:
     # -- Group commit ---------------------------------------------------------------
 
     def commit(self, callback: Callable[[bool], None]) -> None:
-        if self.relaxed:
+        if self.relaxed or not (self._busy or self._pending):
+            # Relaxed, or nothing staged and nothing in flight: everything recorded so
+            # far is already durable (most QoS 1 messages to clean sessions stage nothing).
             callback(True)
+            if not self._pending:
+                return
         else:
             self._callbacks.append(callback)
         if not self._busy:
@@ -238,8 +242,13 @@ class SqliteStore:
             self._loop.call_soon(self._start_batch)
 
     def _start_batch(self) -> None:
-        if not self._pending and not self._callbacks:
+        if not self._pending:
+            # Nothing new to write: what these callbacks wait for was in the batch that
+            # just succeeded, so answer them in order without a trip to the writer.
+            callbacks, self._callbacks = self._callbacks, []
             self._busy = False
+            for cb in callbacks:
+                cb(True)
             return
         batch, self._pending = self._pending, []
         callbacks, self._callbacks = self._callbacks, []
