@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from roost.config import ConfigError
 from roost.engine.hooks import AccessEvent, Action, Decision
-from roost.mqtt.topics import is_valid_topic_filter, parse_shared
+from roost.mqtt.topics import is_valid_topic_filter, levels_match, parse_shared
 
 
 class Access(IntFlag):
@@ -171,16 +171,6 @@ def _substitute(rule: Rule, client_id: str,
     return out
 
 
-def _matches(levels: Sequence[str], topic: list[str]) -> bool:
-    """Whether a topic name, split into levels, matches the rule's levels."""
-    for i, level in enumerate(levels):
-        if level == "#":
-            return True
-        if i >= len(topic) or (level != "+" and level != topic[i]):
-            return False
-    return len(levels) == len(topic)
-
-
 def _overlaps(levels: Sequence[str], filt: list[str]) -> bool:
     """Whether some topic name matches both the rule's levels and the filter."""
     for i in range(max(len(levels), len(filt))):
@@ -234,6 +224,9 @@ class AclAuthorizer:
         self.path = Path(path)
         self.rules = load_acl(self.path)
         self._compiled: dict[tuple[str, str | None], tuple[_Compiled, ...]] = {}
+        # The last topic checked, split: a fan-out checks the same topic per receiver.
+        self._last_topic = ""
+        self._last_levels: list[str] = [""]
 
     def reload(self) -> None:
         """Read the file again; on error the old rules stay and ConfigError is raised."""
@@ -245,7 +238,10 @@ class AclAuthorizer:
         if event.action is Action.SUBSCRIBE:
             allowed = _may_subscribe(rules, event.topic)
         else:
-            allowed = _may_access(rules, event.topic, event.action is Action.READ)
+            topic = event.topic
+            if topic != self._last_topic:
+                self._last_topic, self._last_levels = topic, topic.split("/")
+            allowed = _may_access(rules, self._last_levels, event.action is Action.READ)
         return Decision.ALLOW if allowed else Decision.DENY
 
     def _rules_of(self, client_id: str, username: str | None) -> tuple[_Compiled, ...]:
@@ -270,14 +266,13 @@ def _compile(rules: AclRules, client_id: str, username: str | None) -> tuple[_Co
     return tuple(out)
 
 
-def _may_access(rules: tuple[_Compiled, ...], topic_name: str, read: bool) -> bool:
-    topic = topic_name.split("/")
+def _may_access(rules: tuple[_Compiled, ...], topic: list[str], read: bool) -> bool:
     dollar = topic[0].startswith("$")
     granted = False
     for levels, deny, may_read, may_write, rule_dollar in rules:
         if rule_dollar is not dollar or not (deny or (may_read if read else may_write)):
             continue
-        if _matches(levels, topic):
+        if levels_match(levels, topic):
             if deny:
                 return False
             granted = True

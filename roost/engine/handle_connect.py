@@ -8,11 +8,11 @@ import uuid
 from typing import TYPE_CHECKING
 
 from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
-from roost.engine.limits import topic_over_limit, user_properties_over_limit, utf8_longer_than
+from roost.engine.limits import topic_over_limit, user_properties_over_limit
 from roost.mqtt.packets import Connack, Connect
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
-from roost.mqtt.topics import is_valid_topic_name
+from roost.mqtt.topics import is_valid_topic_name, utf8_longer_than
 
 if TYPE_CHECKING:
     from roost.engine.channel import Channel

@@ -10,6 +10,7 @@ from roost.engine.settings import EngineSettings
 from roost.mqtt.errors import ProtocolViolation
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
+from roost.mqtt.topics import utf8_longer_than
 
 # The longest string MQTT can carry (a two-byte length prefix).
 _WIRE_MAXIMUM = 65535
@@ -21,17 +22,6 @@ class LimitExceeded(ProtocolViolation):
     def __init__(self, limit: str, message: str, reason: ReasonCode) -> None:
         super().__init__(message, reason)
         self.limit = limit
-
-
-def utf8_longer_than(text: str, limit: int) -> int | None:
-    """The UTF-8 length of ``text`` if it is above ``limit``, else None.
-
-    Avoids encoding in the common case: a character is one to four bytes.
-    """
-    if len(text) * 4 <= limit:
-        return None
-    size = len(text.encode("utf-8", "surrogatepass"))
-    return size if size > limit else None
 
 
 def topic_over_limit(settings: EngineSettings, topic: str,

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_TOPIC_BYTES = 65535
 SHARE_PREFIX = "$share/"
 
 
+def utf8_longer_than(text: str, limit: int) -> int | None:
+    """The UTF-8 length of ``text`` if it is above ``limit``, else None.
+
+    Avoids encoding in the common case: a character is one to four bytes.
+    """
+    if len(text) * 4 <= limit:
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else None
+
+
 def _is_valid_string(text: str) -> bool:
     """Non-empty, no U+0000, at most 65535 bytes of UTF-8 (4.7.3)."""
     if not text or "\x00" in text:
         return False
-    return len(text) <= MAX_TOPIC_BYTES // 4 or (
-        len(text.encode("utf-8", "surrogatepass")) <= MAX_TOPIC_BYTES)
+    return utf8_longer_than(text, MAX_TOPIC_BYTES) is None
 
 
 def is_valid_topic_name(name: str) -> bool:
@@ -56,13 +67,14 @@ def matches(topic_filter: str, topic: str) -> bool:
     """Whether ``topic`` matches ``topic_filter``; a leading wildcard never matches ``$``."""
     if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
         return False
-    f_levels = topic_filter.split("/")
-    t_levels = topic.split("/")
-    for i, f in enumerate(f_levels):
+    return levels_match(topic_filter.split("/"), topic.split("/"))
+
+
+def levels_match(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
+    """Whether a topic name matches a filter, both split into levels (no ``$`` rule)."""
+    for i, f in enumerate(filter_levels):
         if f == "#":
             return True
-        if i >= len(t_levels):
+        if i >= len(topic_levels) or (f != "+" and f != topic_levels[i]):
             return False
-        if f != "+" and f != t_levels[i]:
-            return False
-    return len(f_levels) == len(t_levels)
+    return len(filter_levels) == len(topic_levels)
