@@ -63,6 +63,21 @@ class AuthConfig:
     jwt_algorithms: tuple[str, ...] = ("ES256", "RS256")
 
 
+# JWT signature algorithms Roost verifies: public-key ones only, so a token can never be
+# checked with a shared secret (HS*) or without a signature ("none").
+JWT_ALGORITHMS = ("ES256", "ES384", "RS256", "RS384", "RS512", "PS256")
+
+
+def check_jwt_algorithms(algorithms: tuple[str, ...]) -> tuple[str, Any] | None:
+    """(what was expected, what was given) if the list is not usable, else None."""
+    if not algorithms:
+        return "at least one algorithm", list(algorithms)
+    for name in algorithms:
+        if name not in JWT_ALGORITHMS:
+            return f"names from {', '.join(JWT_ALGORITHMS)}", name
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
@@ -168,14 +183,14 @@ class _Reader:
     def error(self, key: str, expected: str, value: Any) -> ConfigError:
         return ConfigError(f"{self.source}: {key}: expected {expected}, got {_describe(value)}")
 
-    def section(self, data: dict[str, Any], prefix: str, cls: type,
-                known: set[str]) -> dict[str, Any]:
+    def section(self, data: dict[str, Any], prefix: str, cls: type) -> dict[str, Any]:
+        """Check each key of a table against the fields of the dataclass it fills."""
         out: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
         for key, value in data.items():
             full = f"{prefix}{key}"
-            if key not in known:
-                names = ", ".join(sorted(known))
+            if key not in types:
+                names = ", ".join(sorted(types))
                 raise ConfigError(f"{self.source}: {full}: unknown key (known keys: {names})")
             out[key] = self.value(full, key, str(types[key]), value)
         return out
@@ -242,7 +257,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         config = replace(config, data_dir=data["data_dir"])
     if "log" in data:
         log = _table(r, "log", data["log"])
-        values = r.section(log, "log.", LogConfig, {f.name for f in fields(LogConfig)})
+        values = r.section(log, "log.", LogConfig)
         if values.get("level", "info") not in _LOG_LEVELS:
             raise r.error("log.level", " or ".join(_LOG_LEVELS), values["level"])
         if values.get("format", "text") not in ("text", "json"):
@@ -250,25 +265,29 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         config = replace(config, log=LogConfig(**values))
     if "auth" in data:
         auth = _table(r, "auth", data["auth"])
-        values = r.section(auth, "auth.", AuthConfig, {f.name for f in fields(AuthConfig)})
+        values = r.section(auth, "auth.", AuthConfig)
+        if "jwt_algorithms" in values:
+            bad = check_jwt_algorithms(values["jwt_algorithms"])
+            if bad is not None:
+                raise r.error("auth.jwt_algorithms", bad[0], bad[1])
         config = replace(config, auth=AuthConfig(**values))
     if "http" in data:
         http = _table(r, "http", data["http"])
-        values = r.section(http, "http.", HttpConfig, {f.name for f in fields(HttpConfig)})
+        values = r.section(http, "http.", HttpConfig)
         if "bind" in values and parse_host_port(values["bind"]) is None:
             raise r.error("http.bind", 'HOST:PORT such as "127.0.0.1:8080"', values["bind"])
         config = replace(config, http=HttpConfig(**values))
     if "sys" in data:
         sys_table = _table(r, "sys", data["sys"])
-        values = r.section(sys_table, "sys.", SysConfig, {f.name for f in fields(SysConfig)})
+        values = r.section(sys_table, "sys.", SysConfig)
         config = replace(config, sys=SysConfig(**values))
     if "drain" in data:
         drain = _table(r, "drain", data["drain"])
-        values = r.section(drain, "drain.", DrainConfig, {f.name for f in fields(DrainConfig)})
+        values = r.section(drain, "drain.", DrainConfig)
         config = replace(config, drain=DrainConfig(**values))
     if "store" in data:
         store = _table(r, "store", data["store"])
-        values = r.section(store, "store.", StoreConfig, {f.name for f in fields(StoreConfig)})
+        values = r.section(store, "store.", StoreConfig)
         if values.get("type", "sqlite") not in ("sqlite", "memory"):
             raise r.error("store.type", '"sqlite" or "memory"', values["type"])
         if values.get("durability", "strict") not in ("strict", "relaxed"):
@@ -276,8 +295,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         config = replace(config, store=StoreConfig(**values))
     if "mqtt" in data:
         mqtt = _table(r, "mqtt", data["mqtt"])
-        values = r.section(mqtt, "mqtt.", EngineSettings,
-                           {f.name for f in fields(EngineSettings)})
+        values = r.section(mqtt, "mqtt.", EngineSettings)
         config = replace(config, mqtt=EngineSettings(**values))
     if "listeners" in data:
         items = data["listeners"]
@@ -288,8 +306,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         for i, item in enumerate(items):
             prefix = f"listeners[{i}]."
             table = _table(r, f"listeners[{i}]", item)
-            values = r.section(table, prefix, ListenerConfig,
-                               {f.name for f in fields(ListenerConfig)})
+            values = r.section(table, prefix, ListenerConfig)
             values.setdefault("name", "default" if i == 0 else f"listener{i}")
             _check_listener(r, prefix, values)
             if values["name"] in seen:

@@ -53,6 +53,9 @@ def test_never_means_no_expiry():
      "listeners[0].proxy_trusted[0]: expected an address or network in CIDR form"),
     ({"listeners": [{"path": "mqtt"}]}, 'listeners[0].path: expected an HTTP path'),
     ({"auth": {"password_file": 3}}, "auth.password_file: expected a string, got 3"),
+    ({"auth": {"jwt_algorithms": ["HS256"]}},
+     'auth.jwt_algorithms: expected names from ES256, ES384, RS256, RS384, RS512, PS256, '
+     'got "HS256"'),
     ({"listeners": [{}, {"name": "default"}]}, "listeners[1].name: expected a name no other"),
     ({"listeners": []}, "listeners: expected one or more [[listeners]] tables"),
     ({"log": {"level": "loud"}}, 'log.level: expected debug or info or warning or error'),

@@ -28,14 +28,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from roost.config import ConfigError
+from roost.config import JWT_ALGORITHMS, ConfigError, check_jwt_algorithms
 from roost.engine.hooks import ConnectEvent, Decision
 
 log = logging.getLogger("roost.auth")
 
 # Clock difference tolerated between device and broker, for exp and iat.
 LEEWAY_SECONDS = 60
-SUPPORTED_ALGORITHMS = ("ES256", "ES384", "RS256", "RS384", "RS512", "PS256")
+SUPPORTED_ALGORITHMS = JWT_ALGORITHMS
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
@@ -62,12 +62,13 @@ def algorithms_for(key: PublicKey, allowed: tuple[str, ...]) -> list[str]:
 
 
 def check_algorithms(algorithms: tuple[str, ...]) -> None:
-    for name in algorithms:
-        if name not in SUPPORTED_ALGORITHMS:
-            raise ConfigError(f"auth.jwt_algorithms: expected names from "
-                              f"{', '.join(SUPPORTED_ALGORITHMS)}, got \"{name}\"")
-    if not algorithms:
-        raise ConfigError("auth.jwt_algorithms: expected at least one algorithm")
+    """The config's own check, for authenticators built without a config file."""
+    bad = check_jwt_algorithms(algorithms)
+    if bad is not None:
+        expected, got = bad
+        shown = f' got "{got}"' if isinstance(got, str) else ""
+        raise ConfigError(f"auth.jwt_algorithms: expected {expected}{',' if shown else ''}"
+                          f"{shown}")
 
 
 def _safe_file_name(client_id: str) -> bool:
