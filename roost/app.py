@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from roost import auth
 from roost.admin.sys_topics import SysTopics
 from roost.auth import build_authenticators, build_authorizers
-from roost.config import Config, ConfigError
+from roost.config import Config, ConfigError, format_host_port
 from roost.engine.engine import Engine
 from roost.engine.store import MemoryStore, Store
 from roost.store.sqlite import SqliteStore
@@ -32,8 +33,6 @@ class AsyncioClock:
         return self._loop.time()
 
     def wall(self) -> float:
-        import time
-
         return time.time()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
@@ -100,8 +99,8 @@ class Broker:
             extra += ", PROXY protocol" if listener.proxy_protocol else ""
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                log.info("listening on %s:%d (%s, %s%s)", host, port, listener.name,
-                         listener.type, extra)
+                log.info("listening on %s (%s, %s%s)", format_host_port(host, port),
+                         listener.name, listener.type, extra)
         self.ready = True
         if self.config.sys.interval > 0:
             self.sys_topics = SysTopics(self.engine, self.config.sys.interval)

@@ -123,6 +123,11 @@ class HttpConfig:
         return parsed
 
 
+def format_host_port(host: str, port: int) -> str:
+    """The inverse of ``parse_host_port``: brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_host_port(value: str) -> tuple[str, int] | None:
     """``HOST:PORT`` or ``[V6]:PORT`` as (host, port); None if it is not one."""
     host, sep, port = value.rpartition(":")

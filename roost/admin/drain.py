@@ -30,7 +30,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from roost.engine.channel import Channel
 from roost.mqtt import ReasonCode
 from roost.mqtt.properties import Properties
 
@@ -50,10 +49,7 @@ def disconnect_all(broker: Broker) -> int:
         return 0
     reference = broker.config.drain.server_reference
     count = 0
-    for session in list(engine.sessions.sessions.values()):
-        channel = session.outlet
-        if not isinstance(channel, Channel):
-            continue
+    for channel in engine.sessions.outlets():
         count += 1
         if reference:
             channel.disconnect(ReasonCode.USE_ANOTHER_SERVER, "server draining",

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import h11
 
 from roost.admin.metrics import CONTENT_TYPE, build_registry, render
+from roost.config import format_host_port
 from roost.engine.channel import Channel
 from roost.mqtt import ReasonCode
 
@@ -225,6 +226,6 @@ async def start_http(broker: Broker, host: str, port: int) -> asyncio.Server:
                                       reuse_address=True)
     for sock in server.sockets:
         bound = sock.getsockname()
-        log.info("HTTP operations endpoint on http://%s:%d (/metrics, /healthz, /readyz, "
-                 "/api/v1; no authentication)", bound[0], bound[1])
+        log.info("HTTP operations endpoint on http://%s (/metrics, /healthz, /readyz, "
+                 "/api/v1; no authentication)", format_host_port(bound[0], bound[1]))
     return server

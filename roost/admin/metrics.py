@@ -75,15 +75,11 @@ class BrokerCollector(Collector):
         stats = engine.stats
         yield _counter("roost_connections", "Connections accepted since start",
                        stats.connections_total)
-        registry = engine.sessions
-        online = registry.online_count
-        queued = inflight = 0
-        for session in registry.sessions.values():
-            queued += len(session.queue)
-            inflight += len(session.inflight)
+        census = engine.sessions.census()
+        online, queued, inflight = census.online, census.queued, census.inflight
         yield _labelled(GaugeMetricFamily("roost_sessions", "Sessions by state",
                                           labels=["state"]),
-                        (("online", online), ("offline", len(registry.sessions) - online)))
+                        (("online", online), ("offline", census.sessions - online)))
         yield _gauge("roost_subscriptions", "Subscriptions (shared ones included)",
                      engine.router.subscription_count)
         yield _gauge("roost_retained_messages", "Retained messages held",

@@ -81,19 +81,19 @@ class SysTopics:
         now = self._now()
         counts = self._counts()
         self._update_loads(now, counts)
-        sessions = list(engine.sessions.sessions.values())
-        connected = sum(1 for s in sessions if s.online)
+        census = engine.sessions.census()
+        connected = census.online
         self.clients_maximum = max(self.clients_maximum, connected)
-        stored = sum(len(s.queue) + len(s.inflight) for s in sessions)
+        stored = census.queued + census.inflight
         retained = max(0, engine.retained.count - len(self._published))
         out = {
             "version": f"roost version {__version__}",
             "uptime": f"{int(now - self._started)} seconds",
             "clients/connected": str(connected),
             "clients/active": str(connected),
-            "clients/disconnected": str(len(sessions) - connected),
-            "clients/inactive": str(len(sessions) - connected),
-            "clients/total": str(len(sessions)),
+            "clients/disconnected": str(census.sessions - connected),
+            "clients/inactive": str(census.sessions - connected),
+            "clients/total": str(census.sessions),
             "clients/maximum": str(self.clients_maximum),
             "messages/received": str(counts["messages/received"]),
             "messages/sent": str(counts["messages/sent"]),

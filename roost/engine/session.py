@@ -16,6 +16,7 @@ from roost.engine.clock import Timer
 from roost.engine.message import Message
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.packets import Will
+from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ class Outlet(Protocol):
 
     def send_pubrel(self, packet_id: int) -> None: ...
 
-    def disconnect(self, reason: ReasonCode, why: str | None = None) -> None:
+    def disconnect(self, reason: ReasonCode, why: str | None = None,
+                   properties: Properties | None = None) -> None:
         """Server-initiated close (a takeover, an administrative disconnect)."""
         ...
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from roost.engine.clock import Clock
 from roost.engine.message import Message
 from roost.engine.persistence import Converter, SessionJournal
 from roost.engine.records import StoredSession
 from roost.engine.router import Router
-from roost.engine.session import Inflight, Session
+from roost.engine.session import Inflight, Outlet, Session
 from roost.engine.store import Store
 from roost.mqtt.packets import Will
 
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from roost.engine.stats import Stats
 
 log = logging.getLogger("roost.sessions")
+
+
+class Census(NamedTuple):
+    sessions: int
+    online: int
+    queued: int
+    inflight: int
 
 
 class SessionRegistry:
@@ -40,9 +47,19 @@ class SessionRegistry:
     def get(self, client_id: str) -> Session | None:
         return self.sessions.get(client_id)
 
-    @property
-    def online_count(self) -> int:
-        return sum(1 for s in self.sessions.values() if s.online)
+    def census(self) -> Census:
+        """Sessions, online ones, and their queued and in-flight messages, in one pass
+        (for metrics and $SYS)."""
+        online = queued = inflight = 0
+        for s in self.sessions.values():
+            online += s.outlet is not None
+            queued += len(s.queue)
+            inflight += len(s.inflight)
+        return Census(len(self.sessions), online, queued, inflight)
+
+    def outlets(self) -> list[Outlet]:
+        """The connections of the sessions that are online now."""
+        return [s.outlet for s in self.sessions.values() if s.outlet is not None]
 
     def open(self, client_id: str, clean_start: bool,
              expiry_interval: int | None) -> tuple[Session, bool]:

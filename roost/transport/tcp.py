@@ -17,6 +17,7 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
+from roost.config import format_host_port
 from roost.engine.channel import Channel
 from roost.transport import proxy
 from roost.transport.tls import TlsLayer, certificate_identity
@@ -60,10 +61,6 @@ class Flusher:
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             conn.flush()
-
-
-def format_peer(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class MqttConnection(asyncio.Protocol):
@@ -111,7 +108,7 @@ class MqttConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self._host = peer[0]
-            self._peer = format_peer(peer[0], peer[1])
+            self._peer = format_host_port(peer[0], peer[1])
         if not listener.admit():
             self._abort()
             return
@@ -227,7 +224,7 @@ class MqttConnection(asyncio.Protocol):
         if header.source is not None:
             via = self._peer
             self._host = header.source[0]
-            self._peer = format_peer(*header.source)
+            self._peer = format_host_port(*header.source)
             log.debug("%s on %s is %s (PROXY v%d)", via, self._listener.name, self._peer,
                       header.version)
         ssl_info = header.ssl
@@ -399,8 +396,9 @@ class MqttConnection(asyncio.Protocol):
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    """Whether a listener's bind address is loopback (anonymous clients' default)."""
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
