@@ -24,7 +24,7 @@ from roost.engine.limits import (
     topic_over_limit,
     user_properties_over_limit,
 )
-from roost.engine.link import Link
+from roost.engine.link import MAX_HIGH_WATER, Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.mqtt.decoder import Decoder
@@ -45,7 +45,7 @@ from roost.mqtt.packets import (
     Pubrel,
     Will,
 )
-from roost.mqtt.properties import Properties
+from roost.mqtt.properties import NO_PROPERTIES, Properties
 from roost.mqtt.reason_codes import ReasonCode
 from roost.mqtt.topics import is_valid_topic_name
 
@@ -87,6 +87,7 @@ class Channel:
         self._timer: Timer | None = engine.clock.call_later(
             self.settings.connect_timeout, self._connect_timed_out)
         engine.stats.connections_total += 1
+        self._small_output_buffer = self.settings.max_output_buffer < MAX_HIGH_WATER
         # Wall-clock time the connection was accepted (for the admin API).
         self.connected_at = engine.clock.wall()
 
@@ -124,8 +125,14 @@ class Channel:
             # the bytes of a packet it never finishes still times out.
             self.last_received = self.engine.clock.monotonic()
         for packet in packets:
-            self._handle_safely(packet)
-            if self.closed:
+            try:
+                if type(packet) is Publish and self.state is State.CONNECTED:
+                    self._on_publish(packet)  # the hot path, one call deep
+                else:
+                    self._handle(packet)
+            except ProtocolViolation as exc:
+                self._fail(exc)
+            if self.state is State.CLOSED:
                 return
 
     @property
@@ -143,6 +150,9 @@ class Channel:
             if not isinstance(packet, Connect):
                 raise ProtocolViolation("first packet is not CONNECT")
             handle_connect(self, packet)
+            return
+        if type(packet) is Publish:
+            self._on_publish(packet)  # the hot path; it checks its own properties
             return
         handler = self._handlers.get(packet.type)
         if handler is None:
@@ -259,12 +269,16 @@ class Channel:
     def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
         message = delivery.message
         stats = self.engine.stats
+        link = self.link
         # Only a message with an expiry needs the clock (once per receiver otherwise).
         now = 0.0 if message.expires_at is None else self.engine.clock.monotonic()
         if message.expires_at is not None and message.expired(now):
             stats.dropped_expired += 1
             return False
-        if delivery.qos == 0 and self.link.buffered() > self.settings.max_output_buffer:
+        # With max_output_buffer above any high-water mark only a congested link can
+        # have reached it, and asking costs less than counting its buffer.
+        if (delivery.qos == 0 and (link.congested or self._small_output_buffer)
+                and link.buffered() > self.settings.max_output_buffer):
             stats.dropped_slow_consumer += 1
             return False
         level = self.level
@@ -285,7 +299,6 @@ class Channel:
         stats.messages_sent += 1
         stats.sent_by_qos[delivery.qos] += 1
         stats.bytes_sent += len(data)
-        link = self.link
         link.write(data)
         if link.congested:
             publisher = self.engine.publishing
@@ -339,65 +352,50 @@ class Channel:
 
     def _on_publish(self, p: Publish) -> None:
         settings = self.settings
-        props = p.properties
-        if p.qos > settings.maximum_qos:
-            raise ProtocolViolation(f"QoS {p.qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
+        engine = self.engine
+        qos = p.qos
+        if qos > settings.maximum_qos:
+            raise ProtocolViolation(f"QoS {qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
         if p.retain and not settings.retain_available:
             raise ProtocolViolation("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
-        if props.subscription_identifiers:
-            raise ProtocolViolation("PUBLISH from a client with a subscription identifier")
-        topic = p.topic
-        alias = props.topic_alias
-        if alias is not None:
-            if alias == 0 or alias > settings.topic_alias_maximum:
-                raise ProtocolViolation(f"topic alias {alias} out of range",
-                                        ReasonCode.TOPIC_ALIAS_INVALID)
-            if topic:
-                self.alias_in[alias] = topic
-            else:
-                known = self.alias_in.get(alias)
-                if known is None:
-                    raise ProtocolViolation(f"unknown topic alias {alias}")
-                topic = known
-        if not topic:
-            # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1).
-            raise ProtocolViolation("zero-length topic name without a topic alias")
-        if not is_valid_topic_name(topic):
-            raise ProtocolViolation(f"invalid topic name {topic!r}",
-                                    ReasonCode.TOPIC_NAME_INVALID)
-        over = topic_over_limit(settings, topic)
-        if over is not None:
-            # Well-formed but not accepted here: 0x90 (5.0 3.3.2.2); 3.x can only close.
-            raise LimitExceeded(*over, ReasonCode.TOPIC_NAME_INVALID)
-        if p.qos == 2 and p.packet_id in self.session_or_fail().awaiting_pubrel:
-            # A resend of a QoS 2 message we already have: acknowledge, never route twice.
-            self.send(Pubrec(p.packet_id))
-            return
-        if p.qos == 2 and len(self.session_or_fail().awaiting_pubrel) >= \
-                settings.receive_maximum:
-            # Checked before routing: the PUBLISH beyond the limit must not be delivered.
-            raise LimitExceeded("receive_maximum", "more QoS 2 messages awaiting PUBREL "
-                                f"than {settings.receive_maximum}",
-                                ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+        props = p.properties
+        topic = p.topic if props is NO_PROPERTIES else self._publish_properties(p)
+        if topic not in engine.valid_topics:
+            self._check_topic_name(topic)
+        if qos == 2:
+            session = self.session_or_fail()
+            if p.packet_id in session.awaiting_pubrel:
+                # A resend of a QoS 2 message we already have: acknowledge, never route
+                # it twice.
+                self.send(Pubrec(p.packet_id))
+                return
+            if len(session.awaiting_pubrel) >= settings.receive_maximum:
+                # Checked before routing: the PUBLISH beyond the limit must not be
+                # delivered.
+                raise LimitExceeded("receive_maximum", "more QoS 2 messages awaiting "
+                                    f"PUBREL than {settings.receive_maximum}",
+                                    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
         reason = ReasonCode.SUCCESS
         if props.payload_format_indicator == 1 and not _is_utf8(p.payload):
             reason = ReasonCode.PAYLOAD_FORMAT_INVALID
-        elif authorize(self.engine.authorizers, AccessEvent(
+        elif engine.authorizers and authorize(engine.authorizers, AccessEvent(
                 self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
             reason = ReasonCode.NOT_AUTHORIZED
             log.info("publish by %s to %r denied", self.client_id, topic)
-        engine = self.engine
-        engine.stats.messages_received += 1
-        engine.stats.received_by_qos[p.qos] += 1
-        if p.qos and not engine.store.healthy:
+        stats = engine.stats
+        stats.messages_received += 1
+        stats.received_by_qos[qos] += 1
+        if qos and not engine.store.healthy:
             # The store cannot take durable work now: refuse rather than acknowledge.
-            engine.stats.dropped_store_failure += 1
+            stats.dropped_store_failure += 1
             if self.level < 5:
                 self.close("store unavailable")
                 return
             reason = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
         if reason is ReasonCode.SUCCESS:
-            message = Message.from_publish(p, topic, self.client_id, engine.clock.monotonic())
+            # Only a message with an expiry needs the clock.
+            now = engine.clock.monotonic() if props.message_expiry_interval else 0.0
+            message = Message.from_publish(p, topic, self.client_id, now, self.level)
             if engine.publish(message) == 0 and self.level == 5:
                 reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if p.qos == 0:
@@ -415,6 +413,45 @@ class Channel:
                 session.await_pubrel(packet_id)
             ack = Pubrec(packet_id, reason)
         engine.store.commit(lambda ok: self._acknowledge(ack, ok))
+
+    def _publish_properties(self, p: Publish) -> str:
+        """Check a PUBLISH's properties; return its topic (resolving a Topic Alias)."""
+        settings = self.settings
+        props = p.properties
+        if props.user_properties:
+            over = user_properties_over_limit(settings, props)
+            if over is not None:
+                raise LimitExceeded("max_user_properties", over, ReasonCode.QUOTA_EXCEEDED)
+        if props.subscription_identifiers:
+            raise ProtocolViolation("PUBLISH from a client with a subscription identifier")
+        topic = p.topic
+        alias = props.topic_alias
+        if alias is not None:
+            if alias == 0 or alias > settings.topic_alias_maximum:
+                raise ProtocolViolation(f"topic alias {alias} out of range",
+                                        ReasonCode.TOPIC_ALIAS_INVALID)
+            if topic:
+                self.alias_in[alias] = topic
+            else:
+                known = self.alias_in.get(alias)
+                if known is None:
+                    raise ProtocolViolation(f"unknown topic alias {alias}")
+                topic = known
+        return topic
+
+    def _check_topic_name(self, topic: str) -> None:
+        """Raise if ``topic`` may not be published to; remember it if it may."""
+        if not topic:
+            # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1).
+            raise ProtocolViolation("zero-length topic name without a topic alias")
+        if not is_valid_topic_name(topic):
+            raise ProtocolViolation(f"invalid topic name {topic!r}",
+                                    ReasonCode.TOPIC_NAME_INVALID)
+        over = topic_over_limit(self.settings, topic)
+        if over is not None:
+            # Well-formed but not accepted here: 0x90 (5.0 3.3.2.2); 3.x can only close.
+            raise LimitExceeded(*over, ReasonCode.TOPIC_NAME_INVALID)
+        self.engine.topic_checked(topic)
 
     def _acknowledge(self, ack: Any, committed: bool) -> None:
         if self.state is not State.CONNECTED:

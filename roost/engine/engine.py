@@ -23,6 +23,9 @@ from roost.engine.stats import Stats
 from roost.engine.store import MemoryStore, Store
 
 log = logging.getLogger("roost.engine")
+# Bounds of Engine.valid_topics: entries, and the longest name kept (in characters).
+_CACHED_TOPICS = 10_000
+_CACHED_TOPIC_MAX = 256
 
 
 class Engine:
@@ -43,10 +46,21 @@ class Engine:
         # The link whose input is being handled now: the publisher of what is routed.
         self.publishing: Link | None = None
         self.authorizers = list(authorizers)
+        # Topic names recently found valid and within limits, so a stream of messages
+        # to the same topics checks each once (bounded; short names only).
+        self.valid_topics: dict[str, None] = {}
 
     def restore(self) -> int:
         """Bring back the sessions the store holds; return how many were resumed."""
         return self.sessions.restore(self.store.sessions_load())
+
+    def topic_checked(self, topic: str) -> None:
+        """Remember that ``topic`` passed the topic-name checks."""
+        if len(topic) > _CACHED_TOPIC_MAX:
+            return
+        if len(self.valid_topics) >= _CACHED_TOPICS:
+            self.valid_topics.clear()
+        self.valid_topics[topic] = None
 
     def publish(self, message: Message) -> int:
         """Route a message (updating retained state first); return its receivers."""

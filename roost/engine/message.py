@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from roost.mqtt.packets import Publish, Will
-from roost.mqtt.properties import Properties
+from roost.mqtt.properties import NO_PROPERTIES, Properties
 
 
 @dataclass(slots=True)
@@ -31,9 +31,25 @@ class Message:
     encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict)
 
     @classmethod
-    def from_publish(cls, p: Publish, topic: str, origin: str | None, now: float) -> Message:
-        return cls(topic, p.payload, p.qos, p.retain, forwardable(p.properties), origin,
-                   _deadline(p.properties, now))
+    def from_publish(cls, p: Publish, topic: str, origin: str | None, now: float,
+                     level: int) -> Message:
+        """The message of a PUBLISH received at protocol ``level``; ``now`` is needed
+        only when it has a Message Expiry Interval."""
+        props = p.properties
+        if props is NO_PROPERTIES:
+            message = cls(topic, p.payload, p.qos, p.retain, NO_PROPERTIES, origin)
+        else:
+            message = cls(topic, p.payload, p.qos, p.retain, forwardable(props), origin,
+                          _deadline(props, now))
+        wire = p.wire
+        if wire is not None:
+            # A QoS 0 PUBLISH without properties is sent on exactly as it came, to
+            # receivers at the same level (3 and 4 share the format) and retain flag.
+            if level == 5:
+                message.encoded[(5, p.retain)] = wire
+            else:
+                message.encoded[(3, p.retain)] = message.encoded[(4, p.retain)] = wire
+        return message
 
     @classmethod
     def from_will(cls, w: Will, origin: str, now: float) -> Message:
@@ -56,11 +72,6 @@ def _deadline(props: Properties, now: float) -> float | None:
         # message before it can reach even an online subscriber.
         return None
     return now + props.message_expiry_interval
-
-
-# Shared by every message that forwards no properties (most of them), to spare an
-# allocation per message. Never mutated: whoever adds per-receiver fields copies first.
-NO_PROPERTIES = Properties()
 
 
 def forwardable(props: Properties) -> Properties:

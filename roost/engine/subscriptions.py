@@ -73,12 +73,14 @@ class FilterEntry:
 Matches = dict[str, tuple[Subscriber, list[Subscription]]]
 
 _CACHE_LIMIT = 10_000
+# Largest answer (in subscribers) the cache keeps whole rather than rebuilds per message.
+_CACHED_RESULT_MAX = 64
 
 
 class SubscriptionIndex:
     def __init__(self) -> None:
         self._trie: TopicTrie[FilterEntry] = TopicTrie()
-        self._cache: dict[str, list[FilterEntry]] = {}
+        self._cache: dict[str, tuple[list[FilterEntry], Matches | None]] = {}
         self.count = 0
 
     def add(self, subscriber: Subscriber, sub: Subscription, inner_filter: str) -> bool:
@@ -114,16 +116,29 @@ class SubscriptionIndex:
         return found
 
     def match(self, topic: str) -> Matches:
-        """Subscribers for ``topic``, each with all its matching subscriptions.
+        """Subscribers for ``topic``, each with all its matching subscriptions; the
+        caller must not change it (it may be the cached answer).
 
         Each shared group contributes the one member whose turn it is.
         """
-        entries = self._cache.get(topic)
-        if entries is None:
+        cached = self._cache.get(topic)
+        if cached is None:
             entries = list(self._trie.match_filters(topic))
+            result = self._collect(entries)
+            # Without shared groups the answer is the same every time: keep it, unless
+            # it is large (building it is then small beside the deliveries).
+            fixed = all(not e.shared for e in entries) and len(result) <= _CACHED_RESULT_MAX
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[topic] = entries
+            self._cache[topic] = (entries, result if fixed else None)
+            return result
+        entries, result = cached
+        if result is not None:
+            return result
+        return self._collect(entries)
+
+    @staticmethod
+    def _collect(entries: list[FilterEntry]) -> Matches:
         result: Matches = {}
         for entry in entries:
             for key, (subscriber, sub) in entry.plain.items():

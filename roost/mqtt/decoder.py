@@ -38,7 +38,7 @@ from roost.mqtt.packets import (
     Unsubscribe,
     Will,
 )
-from roost.mqtt.properties import SPECS, PacketKind, Properties, WireType
+from roost.mqtt.properties import NO_PROPERTIES, SPECS, PacketKind, Properties, WireType
 from roost.mqtt.reason_codes import ReasonCode, reason_from_v3_connack
 
 MAX_REMAINING_LENGTH = 268_435_455
@@ -244,6 +244,46 @@ def _decode_publish(flags: int, r: Reader, level: int) -> Publish:
     return Publish(topic, r.rest(), qos, bool(flags & 0x01), dup, packet_id, props)
 
 
+def _publish_at(buf: bytearray, pos: int, header_len: int, total: int,
+                level: int) -> Publish | None:
+    """The common PUBLISH (no properties), read in place from the stream buffer; None
+    for anything else, which the general decoder then reads or rejects with its precise
+    error. Most of a broker's input is this packet, so it avoids the Reader, a copy of
+    the body and a Properties per message."""
+    first = buf[pos]
+    qos = (first >> 1) & 0x03
+    if qos == 3 or (first & 0x08 and not qos):
+        return None
+    start = pos + header_len
+    end = pos + total
+    if end - start < 2:
+        return None
+    p = start + 2 + ((buf[start] << 8) | buf[start + 1])
+    if p > end:
+        return None
+    try:
+        topic = buf[start + 2:p].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in topic:
+        return None
+    packet_id = None
+    if qos:
+        if p + 2 > end:
+            return None
+        packet_id = (buf[p] << 8) | buf[p + 1]
+        if not packet_id:
+            return None
+        p += 2
+    if level == 5:
+        if p >= end or buf[p]:
+            return None  # properties present: the general decoder reads them
+        p += 1
+    wire = bytes(buf[pos:end]) if not qos else None
+    return Publish(topic, bytes(buf[p:end]), qos, bool(first & 0x01), bool(first & 0x08),
+                   packet_id, NO_PROPERTIES, wire)
+
+
 def _ack_decoder(cls: type, kind: PacketKind) -> Callable[[int, Reader, int], Packet]:
     def decode(flags: int, r: Reader, level: int) -> Packet:
         packet_id = r.u16()
@@ -439,10 +479,14 @@ class Decoder:
         n = len(buf)
         try:
             while n - pos >= 2:
-                parsed = self._parse_header(buf, pos)
-                if parsed is None:
-                    break
-                header_len, length = parsed
+                length = buf[pos + 1]
+                if length < 0x80:  # one-byte remaining length: most small packets
+                    header_len = 2
+                else:
+                    parsed = self._parse_header(buf, pos)
+                    if parsed is None:
+                        break
+                    header_len, length = parsed
                 total = header_len + length
                 if total > self.max_packet_size:
                     raise PacketTooLarge(f"packet of {total} bytes exceeds the maximum "
@@ -450,9 +494,13 @@ class Decoder:
                 if n - pos < total:
                     break
                 first = buf[pos]
-                body = bytes(buf[pos + header_len:pos + total])
+                packet = None
+                if first >> 4 == PacketType.PUBLISH:
+                    packet = _publish_at(buf, pos, header_len, total, self.protocol_level)
+                if packet is None:
+                    body = bytes(buf[pos + header_len:pos + total])
+                    packet = decode_packet(first, body, self.protocol_level)
                 pos += total
-                packet = decode_packet(first, body, self.protocol_level)
                 if isinstance(packet, Connect):
                     self.protocol_level = packet.protocol_level
                 packets.append(packet)

@@ -76,6 +76,10 @@ class Publish:
     dup: bool = False
     packet_id: int | None = None
     properties: Properties = field(default_factory=Properties)
+    # The whole packet as received, set by the decoder for a QoS 0 PUBLISH without
+    # properties: exactly what a receiver at the same protocol level is sent, so a
+    # broker can forward it without encoding. Not part of the packet's value.
+    wire: bytes | None = field(default=None, compare=False, repr=False)
     type = PacketType.PUBLISH
 
 

@@ -95,6 +95,12 @@ class Properties:
         )
 
 
+# The properties of every packet that carries none: what the decoder gives a PUBLISH
+# without properties (most of them), sparing an allocation per message. Never mutated;
+# whoever adds fields to a packet's properties copies them first.
+NO_PROPERTIES = Properties()
+
+
 class PacketKind(IntEnum):
     """Where a property may appear; WILL is the will-properties block of CONNECT."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from roost.config import format_host_port
 from roost.engine.channel import Channel
+from roost.engine.link import MAX_HIGH_WATER
 from roost.transport import proxy
 from roost.transport.tls import TlsLayer, certificate_identity
 from roost.transport.ws import WsLayer
@@ -37,7 +38,7 @@ WS_CLOSE_WAIT = 2.0
 
 # Output buffered on one socket above which its publishers are held back, and below
 # which they are let go again; and the longest a hold lasts.
-HIGH_WATER = 512 * 1024
+HIGH_WATER = MAX_HIGH_WATER // 2
 LOW_WATER = 128 * 1024
 HOLD_LIMIT = 1.0
 
@@ -364,11 +365,16 @@ class MqttConnection(asyncio.Protocol):
         data = out[0] if len(out) == 1 else b"".join(out)
         if self._ws is None and self._tls is None:
             self._transport.write(data)
-            return
-        if self._ws is not None:
-            self._ws.send(data)
-            data = self._ws.pending_output()
-        self._send_below_ws(data)
+        else:
+            if self._ws is not None:
+                self._ws.send(data)
+                data = self._ws.pending_output()
+            self._send_below_ws(data)
+        if self._holding and not self._congested:
+            # The hold came from output gathered this turn, and the socket took it all:
+            # nothing waits on the reader, so neither should its publishers (no
+            # resume_writing will come, as the transport never paused).
+            self._release_held()
 
     def close(self) -> None:
         if self._closing:

@@ -166,7 +166,7 @@ def test_offline_queue_is_bounded_by_bytes():
 
 
 def test_per_receiver_properties_never_leak_into_the_shared_empty_set():
-    from roost.engine.message import NO_PROPERTIES
+    from roost.mqtt.properties import NO_PROPERTIES
 
     engine, clock = make_engine()
     a = MemoryClient(engine, 5)
