@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-
 # A link reports itself congested before more than this many bytes wait on it, so an
 # engine whose output limits are at least this large need not count a link's buffer
 # until it says it is congested.
