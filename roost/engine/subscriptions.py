@@ -132,9 +132,9 @@ class SubscriptionIndex:
                 self._cache.clear()
             self._cache[topic] = (entries, result if fixed else None)
             return result
-        entries, result = cached
-        if result is not None:
-            return result
+        entries, fixed_result = cached
+        if fixed_result is not None:
+            return fixed_result
         return self._collect(entries)
 
     @staticmethod

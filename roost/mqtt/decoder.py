@@ -494,7 +494,7 @@ class Decoder:
                 if n - pos < total:
                     break
                 first = buf[pos]
-                packet = None
+                packet: Packet | None = None
                 if first >> 4 == PacketType.PUBLISH:
                     packet = _publish_at(buf, pos, header_len, total, self.protocol_level)
                 if packet is None:
