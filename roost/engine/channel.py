@@ -62,6 +62,13 @@ class State(Enum):
 class Channel:
     """Protocol state for one connection; also the session's outlet while online."""
 
+    # One per connection: slots keep an idle connection small.
+    __slots__ = ("engine", "link", "settings", "state", "decoder", "level", "client_id",
+                 "username", "session", "will", "keepalive", "last_received",
+                 "client_receive_maximum", "client_max_packet", "client_alias_maximum",
+                 "alias_out", "alias_in", "disconnect_reason", "_logged_limits", "_timer",
+                 "_small_output_buffer", "connected_at")
+
     def __init__(self, engine: Engine, link: Link) -> None:
         self.engine = engine
         self.link = link
@@ -84,7 +91,7 @@ class Channel:
         self.disconnect_reason: str | None = None
         # Limits already logged for this connection (made on the first breach).
         self._logged_limits: set[str] | None = None
-        self._timer: Timer | None = engine.clock.call_later(
+        self._timer: Timer | None = engine.wheel.call_later(
             self.settings.connect_timeout, self._connect_timed_out)
         engine.stats.connections_total += 1
         self._small_output_buffer = self.settings.max_output_buffer < MAX_HIGH_WATER
@@ -253,7 +260,7 @@ class Channel:
             self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self.breach(
                 "keepalive", f"no packet for {idle:.1f} s, keepalive {self.keepalive} s"))
         else:
-            self._timer = self.engine.clock.call_later(limit - idle, self._keepalive_check)
+            self._timer = self.engine.wheel.call_later(limit - idle, self._keepalive_check)
 
     # -- Output ------------------------------------------------------------------
 
@@ -346,7 +353,7 @@ class Channel:
             self._timer.cancel()
             self._timer = None
         if keepalive:
-            self._timer = self.engine.clock.call_later(keepalive * 1.5, self._keepalive_check)
+            self._timer = self.engine.wheel.call_later(keepalive * 1.5, self._keepalive_check)
 
     # -- PUBLISH and its acknowledgements -----------------------------------------
 

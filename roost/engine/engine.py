@@ -21,6 +21,7 @@ from roost.engine.sessions import SessionRegistry
 from roost.engine.settings import EngineSettings
 from roost.engine.stats import Stats
 from roost.engine.store import MemoryStore, Store
+from roost.engine.wheel import TimerWheel
 
 log = logging.getLogger("roost.engine")
 # Bounds of Engine.valid_topics: entries, and the longest name kept (in characters).
@@ -40,6 +41,8 @@ class Engine:
         self.stats = Stats()
         self.converter = Converter(clock)
         self.retained = RetainedMessages(self.store, self.converter)
+        # Every connection's keepalive and connect timeout: one loop timer for all.
+        self.wheel = TimerWheel(clock)
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
                                         self.publish, self.store, self.converter)
         self.authenticators = list(authenticators)

@@ -205,7 +205,7 @@ class SessionRegistry:
                     session.queued_bytes += len(delivery.message.payload) + len(
                         delivery.message.topic)
                 session.next_seq = max(session.next_seq, d.seq + 1)
-            session.awaiting_pubrel.update(s.awaiting_pubrel)
+            session.awaiting_pubrel.update(dict.fromkeys(s.awaiting_pubrel))
             if s.will is not None:
                 will = self._converter.will_in(s.will)
                 due = (s.will_due_at - now) if s.will_due_at is not None else 0

@@ -67,6 +67,12 @@ class Flusher:
 class MqttConnection(asyncio.Protocol):
     """A client connection; implements the engine's ``Link``."""
 
+    # One per connection: slots keep an idle connection small.
+    __slots__ = ("_listener", "_flusher", "_transport", "_out", "_pending", "_closing",
+                 "_admitted", "_peer", "_host", "_identity", "_proxy_buffer", "_proxy_timer",
+                 "_tls", "_ws", "_ws_closing", "channel", "_congested", "_slow",
+                 "_hold_timer", "_hold_mark", "_holding", "_held_by", "_self_paused")
+
     def __init__(self, listener: ListenerState) -> None:
         self._listener = listener
         self._flusher = listener.flusher
@@ -94,7 +100,7 @@ class MqttConnection(asyncio.Protocol):
         # Bytes waiting on our socket when the current hold window began.
         self._hold_mark = 0
         # Publishers whose reading we paused, and how many connections pause ours.
-        self._holding: set[MqttConnection] = set()
+        self._holding: set[MqttConnection] | None = None  # made on the first hold
         self._held_by = 0
         # Reading paused because this client does not read what it makes us send.
         self._self_paused = False
@@ -307,7 +313,11 @@ class MqttConnection(asyncio.Protocol):
         as stuck and cannot stall publishers longer (its QoS 0 messages are then dropped
         beyond ``max_output_buffer``)."""
         if (self._slow or publisher is self or not isinstance(publisher, MqttConnection)
-                or publisher in self._holding or publisher._transport is None):
+                or publisher._transport is None):
+            return
+        if self._holding is None:
+            self._holding = set()
+        elif publisher in self._holding:
             return
         self._holding.add(publisher)
         publisher._held_by += 1
@@ -337,8 +347,8 @@ class MqttConnection(asyncio.Protocol):
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
-        holding, self._holding = self._holding, set()
-        for publisher in holding:
+        holding, self._holding = self._holding, None
+        for publisher in holding or ():
             publisher._held_by -= 1
             if (publisher._held_by == 0 and not publisher._self_paused
                     and publisher._transport is not None):
