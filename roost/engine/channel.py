@@ -86,8 +86,9 @@ class Channel:
         self.client_receive_maximum = 65535
         self.client_max_packet = UNLIMITED_PACKET
         self.client_alias_maximum = 0
-        self.alias_out: dict[str, int] = {}
-        self.alias_in: dict[int, str] = {}
+        # Topic aliases (5.0), made when first used: most clients use none.
+        self.alias_out: dict[str, int] | None = None
+        self.alias_in: dict[int, str] | None = None
         self.disconnect_reason: str | None = None
         # Limits already logged for this connection (made on the first breach).
         self._logged_limits: set[str] | None = None
@@ -325,6 +326,8 @@ class Channel:
             if remaining is not None:
                 props.message_expiry_interval = remaining
             if self.client_alias_maximum:
+                if self.alias_out is None:
+                    self.alias_out = {}
                 alias = self.alias_out.get(topic)
                 if alias is not None:
                     props.topic_alias = alias
@@ -335,7 +338,7 @@ class Channel:
                               packet_id, props), self.level)
         # Too large to send: forget an alias we just assigned, as nothing was sent.
         if (len(data) > self.client_max_packet and topic and props.topic_alias is not None
-                and self.alias_out.get(topic) == len(self.alias_out)):
+                and self.alias_out and self.alias_out.get(topic) == len(self.alias_out)):
             del self.alias_out[topic]
         return data
 
@@ -437,6 +440,8 @@ class Channel:
             if alias == 0 or alias > settings.topic_alias_maximum:
                 raise ProtocolViolation(f"topic alias {alias} out of range",
                                         ReasonCode.TOPIC_ALIAS_INVALID)
+            if self.alias_in is None:
+                self.alias_in = {}
             if topic:
                 self.alias_in[alias] = topic
             else:
