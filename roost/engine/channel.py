@@ -28,7 +28,7 @@ from roost.engine.link import MAX_HIGH_WATER, Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.mqtt.decoder import Decoder
-from roost.mqtt.encoder import encode
+from roost.mqtt.encoder import encode, publish_template
 from roost.mqtt.errors import PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
     Auth,
@@ -299,6 +299,17 @@ class Channel:
                 data = encode(Publish(message.topic, message.payload, 0, delivery.retain,
                                       False, None, message.properties), level)
                 message.encoded[key] = data
+        elif simple and packet_id is not None:
+            templates = message.templates
+            if templates is None:
+                templates = message.templates = {}
+            tkey = (level, delivery.retain, delivery.qos, dup)
+            template = templates.get(tkey)
+            if template is None:
+                template = templates[tkey] = publish_template(Publish(
+                    message.topic, message.payload, delivery.qos, delivery.retain, dup,
+                    None, message.properties), level)
+            data = template[0] + packet_id.to_bytes(2, "big") + template[1]
         else:
             data = self._encode_publish(delivery, packet_id, dup, now)
         if len(data) > self.client_max_packet:
@@ -416,12 +427,12 @@ class Channel:
             # 3.x cannot refuse a PUBLISH; for a denied one, acknowledge as Mosquitto does.
             reason = ReasonCode.SUCCESS
         if p.qos == 1:
-            ack: Packet = Puback(packet_id, reason)
+            ack: Packet = Puback(packet_id, reason, NO_PROPERTIES)
         else:
             session = self.session_or_fail()
             if not reason.is_error:
                 session.await_pubrel(packet_id)
-            ack = Pubrec(packet_id, reason)
+            ack = Pubrec(packet_id, reason, NO_PROPERTIES)
         engine.store.commit(lambda ok: self._acknowledge(ack, ok))
 
     def _publish_properties(self, p: Publish) -> str:

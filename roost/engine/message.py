@@ -29,6 +29,9 @@ class Message:
     # Encoded PUBLISH bytes shared by every receiver that needs no per-receiver change,
     # keyed by (protocol level, retain flag).
     encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict)
+    # The same for QoS 1/2 receivers, cut where each one's packet identifier goes; keyed
+    # by (protocol level, retain, QoS, DUP) and made on first use.
+    templates: dict[tuple[int, bool, int, bool], tuple[bytes, bytes]] | None = None
 
     @classmethod
     def from_publish(cls, p: Publish, topic: str, origin: str | None, now: float,

@@ -290,7 +290,7 @@ def _ack_decoder(cls: type, kind: PacketKind) -> Callable[[int, Reader, int], Pa
         if packet_id == 0:
             raise MalformedPacket(f"{kind.name} with packet identifier 0")
         reason = ReasonCode.SUCCESS
-        props = Properties()
+        props = NO_PROPERTIES
         if level == 5 and r.remaining():
             reason = _reason(r.byte())
             if r.remaining():
@@ -497,6 +497,10 @@ class Decoder:
                 packet: Packet | None = None
                 if first >> 4 == PacketType.PUBLISH:
                     packet = _publish_at(buf, pos, header_len, total, self.protocol_level)
+                elif first == 0x40 and length == 2:  # PUBACK, success: one per QoS 1 message
+                    packet_id = (buf[pos + 2] << 8) | buf[pos + 3]
+                    if packet_id:
+                        packet = Puback(packet_id, ReasonCode.SUCCESS, NO_PROPERTIES)
                 if packet is None:
                     body = bytes(buf[pos + header_len:pos + total])
                     packet = decode_packet(first, body, self.protocol_level)

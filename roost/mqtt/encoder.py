@@ -143,6 +143,18 @@ def _publish(p: Publish, level: int) -> bytes:
     return frame(publish_header(p), b"".join(parts))
 
 
+def publish_template(p: Publish, level: int) -> tuple[bytes, bytes]:
+    """A QoS 1/2 PUBLISH cut where its packet identifier goes: ``head + id + tail`` is
+    the packet for any id (``p.packet_id`` is ignored), so a message sent to many
+    receivers, each with its own id, is encoded once."""
+    if not p.qos:
+        raise UsageError("a template is for PUBLISH at QoS 1 or 2")
+    topic = utf8(p.topic)
+    tail = properties(p.properties) + p.payload if level == 5 else p.payload
+    head = bytes((publish_header(p),)) + varint(len(topic) + 2 + len(tail)) + topic
+    return head, tail
+
+
 def _ack_encoder(first: int) -> Callable[[Any, int], bytes]:
     def encode(p: Puback | Pubrec | Pubrel | Pubcomp, level: int) -> bytes:
         pid = _U16.pack(p.packet_id)

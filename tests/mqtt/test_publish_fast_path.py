@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from roost.mqtt import Decoder, ProtocolViolation, Publish, encode
 from roost.mqtt.decoder import decode_packet
-from roost.mqtt.encoder import frame
+from roost.mqtt.encoder import frame, publish_template
+from roost.mqtt.errors import UsageError
 from roost.mqtt.properties import NO_PROPERTIES, Properties
 from tests.mqtt.test_roundtrip import publishes
 
@@ -73,3 +74,24 @@ def test_v5_publish_with_properties_goes_to_the_general_decoder():
 def test_no_properties_is_shared_and_left_empty():
     """Decoded packets share it; nothing in the broker may have written to it."""
     assert NO_PROPERTIES.is_empty()
+
+
+@EXAMPLES
+@given(st.sampled_from([4, 5]), st.sampled_from([0x40, 0x41, 0x50, 0x62]),
+       st.binary(max_size=6))
+def test_puback_fast_path_agrees_with_the_general_decoder(level, first, body):
+    assert _streamed(first, body, level) == _general(first, body, level)
+
+
+@EXAMPLES
+@given(st.sampled_from([4, 5]).flatmap(lambda lv: st.tuples(st.just(lv), publishes(lv))),
+       st.integers(1, 0xFFFF))
+def test_publish_template_splices_any_packet_id(case, packet_id):
+    level, packet = case
+    if not packet.qos:
+        with pytest.raises(UsageError):
+            publish_template(packet, level)
+        return
+    head, tail = publish_template(packet, level)
+    packet.packet_id = packet_id
+    assert head + packet_id.to_bytes(2, "big") + tail == encode(packet, level)
