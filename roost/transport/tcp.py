@@ -13,8 +13,11 @@ call per subscriber rather than one per packet.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import logging
+import struct
+import termios
 from typing import TYPE_CHECKING
 
 from roost.config import format_host_port
@@ -41,6 +44,7 @@ WS_CLOSE_WAIT = 2.0
 HIGH_WATER = MAX_HIGH_WATER // 2
 LOW_WATER = 128 * 1024
 HOLD_LIMIT = 1.0
+_OUTQ = struct.Struct("i")
 
 
 class Flusher:
@@ -324,13 +328,13 @@ class MqttConnection(asyncio.Protocol):
         if publisher._held_by == 1:
             publisher._transport.pause_reading()
         if self._hold_timer is None:
-            self._hold_mark = self.buffered()
+            self._hold_mark = self._unsent()
             self._hold_timer = asyncio.get_running_loop().call_later(
                 HOLD_LIMIT, self._hold_expired)
 
     def _hold_expired(self) -> None:
         self._hold_timer = None
-        waiting = self.buffered()
+        waiting = self._unsent()
         if self._holding and waiting < self._hold_mark:
             # Slow but reading: keep its publishers waiting for another window.
             self._hold_mark = waiting
@@ -342,6 +346,21 @@ class MqttConnection(asyncio.Protocol):
             log.info("%s on %s reads too slowly: no longer holding its publishers back",
                      self._peer, self._listener.name)
             self._release_held()
+
+    def _unsent(self) -> int:
+        """Bytes not yet taken by the client: our buffer and the kernel's send queue.
+        Progress is judged on both: a socket buffer of megabytes reports itself writable
+        again only once a good part of it is read, which can take longer than a hold
+        window for a reader that is slow but steady."""
+        queued = 0
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is not None:
+            try:
+                queued = _OUTQ.unpack(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                  bytes(_OUTQ.size)))[0]
+            except (OSError, ValueError):
+                queued = 0  # not a socket that can tell (or not Linux): ours only
+        return self.buffered() + queued
 
     def _release_held(self) -> None:
         if self._hold_timer is not None:
