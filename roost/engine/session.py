@@ -192,7 +192,7 @@ class Session:
         if message.qos < qos:
             qos = message.qos
         outlet = self.outlet
-        if qos == 0 and outlet is not None:
+        if qos == 0 and outlet is not None:  # enqueue()'s first case, one call sooner
             outlet.send_delivery(Delivery(message, 0, retain, ids), None, False)
             return
         self.enqueue(Delivery(message, qos, retain, ids))

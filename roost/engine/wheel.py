@@ -10,10 +10,13 @@ timer never fires early; it may fire up to ``resolution`` late.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Callable
 
 from roost.engine.clock import Clock, Timer
+
+log = logging.getLogger("roost.engine")
 
 
 class WheelTimer:
@@ -77,7 +80,12 @@ class TimerWheel:
             bucket = buckets.get(slot)
             while bucket:
                 timer, _ = bucket.popitem()
-                timer.callback()
+                try:
+                    timer.callback()
+                except Exception:
+                    # As the event loop does for its own timers: one failing callback
+                    # must not stop every other connection's keepalive.
+                    log.exception("timer callback %r failed", timer.callback)
             buckets.pop(slot, None)
         while slots and not buckets.get(slots[0]):
             buckets.pop(heapq.heappop(slots), None)  # emptied by cancels

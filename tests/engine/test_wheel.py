@@ -100,3 +100,19 @@ def test_zero_and_negative_delays_fire_on_the_next_tick():
     w.call_later(-5, lambda: fired.append("negative"))
     clock.advance(0.25)
     assert sorted(fired) == ["negative", "zero"]
+
+
+def test_a_failing_callback_does_not_stop_the_others(caplog):
+    clock = ManualClock()
+    w = TimerWheel(clock, 1.0)
+    fired: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    w.call_later(1, boom)
+    w.call_later(1, lambda: fired.append("same slot"))
+    w.call_later(5, lambda: fired.append("later slot"))
+    clock.advance(10)
+    assert sorted(fired) == ["later slot", "same slot"]
+    assert "boom" in caplog.text
