@@ -76,7 +76,11 @@ class SqliteStore:
         self.path = Path(data_dir) / DB_NAME
         self._loop = loop
         self.relaxed = durability == "relaxed"
-        self._pending: list[Statement] = []
+        self._pending: list[Statement | None] = []
+        # Positions in _pending of the writes to each delivery row, so a delivery
+        # acknowledged before its batch left need not be written at all (see
+        # delivery_delete); reset whenever _pending is handed to the writer.
+        self._delivery_writes: dict[tuple[str, int], list[int]] = {}
         self._callbacks: list[Callable[[bool], None]] = []
         self._busy = False
         self._closed = False
@@ -145,6 +149,10 @@ class SqliteStore:
     def _stage(self, sql: str, *params: Any) -> None:
         self._pending.append((sql, params))
 
+    def _stage_delivery(self, client_id: str, seq: int, sql: str, *params: Any) -> None:
+        self._delivery_writes.setdefault((client_id, seq), []).append(len(self._pending))
+        self._pending.append((sql, params))
+
     def retained_set(self, message: StoredMessage) -> None:
         self._stage("INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?)", message.topic,
                     message.payload, message.qos, message.properties, message.expires_at)
@@ -176,7 +184,7 @@ class SqliteStore:
 
     def delivery_add(self, client_id: str, d: StoredDelivery) -> None:
         m = d.message
-        self._stage("INSERT OR REPLACE INTO deliveries VALUES "
+        self._stage_delivery(client_id, d.seq, "INSERT OR REPLACE INTO deliveries VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     client_id, d.seq, m.topic, m.payload, m.qos, int(m.retain), m.properties,
                     m.expires_at, d.qos, int(d.retain),
@@ -184,10 +192,16 @@ class SqliteStore:
 
     def delivery_update(self, client_id: str, seq: int, packet_id: int | None,
                         state: str) -> None:
-        self._stage("UPDATE deliveries SET packet_id = ?, state = ? "
-                    "WHERE client_id = ? AND seq = ?", packet_id, state, client_id, seq)
+        self._stage_delivery(client_id, seq, "UPDATE deliveries SET packet_id = ?, state = ? "
+                             "WHERE client_id = ? AND seq = ?", packet_id, state, client_id, seq)
 
     def delivery_delete(self, client_id: str, seq: int) -> None:
+        # Writes to this row still waiting here would be undone by the delete: skip them
+        # (an online persistent subscriber often acknowledges before the batch leaves).
+        # The delete itself stays, for a row an earlier batch may have written.
+        pending = self._pending
+        for i in self._delivery_writes.pop((client_id, seq), ()):
+            pending[i] = None
         self._stage("DELETE FROM deliveries WHERE client_id = ? AND seq = ?", client_id, seq)
 
     def pubrel_awaited(self, client_id: str, packet_id: int) -> None:
@@ -242,7 +256,10 @@ class SqliteStore:
             self._loop.call_soon(self._start_batch)
 
     def _start_batch(self) -> None:
-        if not self._pending:
+        batch = [st for st in self._pending if st is not None]
+        self._pending = []
+        self._delivery_writes.clear()
+        if not batch:
             # Nothing new to write: what these callbacks wait for was in the batch that
             # just succeeded, so answer them in order without a trip to the writer.
             callbacks, self._callbacks = self._callbacks, []
@@ -250,7 +267,6 @@ class SqliteStore:
             for cb in callbacks:
                 cb(True)
             return
-        batch, self._pending = self._pending, []
         callbacks, self._callbacks = self._callbacks, []
         future = self._loop.run_in_executor(self._executor, self._write, batch)
         future.add_done_callback(lambda f: self._finished(f, batch, callbacks))
@@ -292,7 +308,8 @@ class SqliteStore:
         for cb in callbacks:
             cb(False)
         # Keep the failed statements (they are idempotent) ahead of newer ones and retry.
-        self._pending = batch + self._pending
+        self._pending = [*batch, *self._pending]
+        self._delivery_writes.clear()  # positions moved: no more skipping for these
         if self._closed:
             self._busy = False
             return
@@ -300,7 +317,9 @@ class SqliteStore:
 
     def flush_sync(self) -> bool:
         """Write everything staged now, blocking (used at shutdown)."""
-        batch, self._pending = self._pending, []
+        batch = [st for st in self._pending if st is not None]
+        self._pending = []
+        self._delivery_writes.clear()
         callbacks, self._callbacks = self._callbacks, []
         try:
             if batch:

@@ -232,6 +232,65 @@ def test_many_commits_in_one_turn_share_one_write(tmp_path: Path, loop) -> None:
         store.close()
 
 
+def test_delivery_acknowledged_before_its_batch_leaves_is_never_written(
+        tmp_path: Path, loop) -> None:
+    """Add, update and delete of one delivery row in the same batch: the insert (with
+    its payload) and the update are skipped, the delete stays."""
+    store = SqliteStore(tmp_path, loop)
+    try:
+        message = StoredMessage("a/x", b"p" * 1000, 1, False, b"\x00", None)
+        store.delivery_add("c1", StoredDelivery(1, message, 1, False, [], None, "queued"))
+        store.delivery_update("c1", 1, 5, "publish")
+        store.delivery_add("c1", StoredDelivery(2, message, 1, False, [], None, "queued"))
+        store.delivery_delete("c1", 1)
+        assert commit(loop, store)
+        assert store.last_batch == 2  # the insert of seq 2 and the delete of seq 1
+        assert rows(store.path, "SELECT seq FROM deliveries") == [(2,)]
+    finally:
+        store.close()
+
+
+def test_delete_of_a_row_from_an_earlier_batch_is_still_written(
+        tmp_path: Path, loop) -> None:
+    """A row committed before, replaced and updated in the open batch, then deleted:
+    skipping the new writes must not leave the old row behind."""
+    store = SqliteStore(tmp_path, loop)
+    try:
+        message = StoredMessage("a/x", b"p", 1, False, b"\x00", None)
+        store.delivery_add("c1", StoredDelivery(1, message, 1, False, [], None, "queued"))
+        assert commit(loop, store)
+        store.delivery_add("c1", StoredDelivery(1, message, 1, False, [], 3, "publish"))
+        store.delivery_update("c1", 1, 3, "pubrel")
+        store.delivery_delete("c1", 1)
+        assert commit(loop, store)
+        assert rows(store.path, "SELECT count(*) FROM deliveries") == [(0,)]
+        store.close()
+        store = SqliteStore(tmp_path, loop)
+        assert store.sessions_load() == []
+    finally:
+        store.close()
+
+
+def test_delete_while_the_insert_is_being_written(tmp_path: Path, loop) -> None:
+    """The insert already left with a batch: the delete goes in the next one."""
+    store = SqliteStore(tmp_path, loop)
+    try:
+        message = StoredMessage("a/x", b"p", 1, False, b"\x00", None)
+        results: list[bool] = []
+        store.delivery_add("c1", StoredDelivery(1, message, 1, False, [], None, "queued"))
+        with store._lock:  # the writer thread waits for this: the batch stays in flight
+            store.commit(results.append)
+            wait_for(loop, lambda: not store._pending)  # the batch has left
+            store.delivery_delete("c1", 1)
+            store.commit(results.append)
+            assert results == []
+        wait_for(loop, lambda: len(results) == 2)
+        assert results == [True, True]
+        assert rows(store.path, "SELECT count(*) FROM deliveries") == [(0,)]
+    finally:
+        store.close()
+
+
 def test_commits_arriving_during_a_write_are_grouped(tmp_path: Path, loop) -> None:
     """A steady stream, one message per loop turn: while a write runs, later messages
     gather into the next batch instead of each waiting for its own fsync."""
