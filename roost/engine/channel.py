@@ -24,7 +24,7 @@ from roost.engine.limits import (
     topic_over_limit,
     user_properties_over_limit,
 )
-from roost.engine.link import MAX_HIGH_WATER, Link
+from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.mqtt.decoder import Decoder
@@ -67,7 +67,7 @@ class Channel:
                  "username", "session", "will", "keepalive", "last_received",
                  "client_receive_maximum", "client_max_packet", "client_alias_maximum",
                  "alias_out", "alias_in", "disconnect_reason", "_logged_limits", "_timer",
-                 "_small_output_buffer", "connected_at")
+                 "connected_at")
 
     def __init__(self, engine: Engine, link: Link) -> None:
         self.engine = engine
@@ -95,7 +95,6 @@ class Channel:
         self._timer: Timer | None = engine.wheel.call_later(
             self.settings.connect_timeout, self._connect_timed_out)
         engine.stats.connections_total += 1
-        self._small_output_buffer = self.settings.max_output_buffer < MAX_HIGH_WATER
         # Wall-clock time the connection was accepted (for the admin API).
         self.connected_at = engine.clock.wall()
 
@@ -160,7 +159,7 @@ class Channel:
             handle_connect(self, packet)
             return
         if type(packet) is Publish:
-            self._on_publish(packet)  # the hot path; it checks its own properties
+            self._on_publish(packet)  # no entry in _handlers: it checks its own properties
             return
         handler = self._handlers.get(packet.type)
         if handler is None:
@@ -283,10 +282,7 @@ class Channel:
         if message.expires_at is not None and message.expired(now):
             stats.dropped_expired += 1
             return False
-        # With max_output_buffer above any high-water mark only a congested link can
-        # have reached it, and asking costs less than counting its buffer.
-        if (delivery.qos == 0 and (link.congested or self._small_output_buffer)
-                and link.buffered() > self.settings.max_output_buffer):
+        if delivery.qos == 0 and link.buffered() > self.settings.max_output_buffer:
             stats.dropped_slow_consumer += 1
             return False
         level = self.level
@@ -560,7 +556,6 @@ class Channel:
         raise ProtocolViolation("AUTH without an authentication method")
 
     _handlers: dict[int, Callable[[Channel, Any], None]] = {
-        PacketType.PUBLISH: _on_publish,
         PacketType.PUBACK: _on_puback,
         PacketType.PUBREC: _on_pubrec,
         PacketType.PUBREL: _on_pubrel,

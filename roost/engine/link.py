@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# A link reports itself congested before more than this many bytes wait on it, so an
-# engine whose output limits are at least this large need not count a link's buffer
-# until it says it is congested.
-MAX_HIGH_WATER = 1 << 20
-
 
 class Link(Protocol):
     @property
@@ -30,8 +25,7 @@ class Link(Protocol):
 
     @property
     def congested(self) -> bool:
-        """Whether output waits above the high-water mark (the client reads slowly);
-        the mark is at most MAX_HIGH_WATER bytes."""
+        """Whether output waits above the high-water mark (the client reads slowly)."""
         ...
 
     def hold(self, publisher: Link) -> None:

@@ -191,10 +191,6 @@ class Session:
                 ids.append(s.identifier)
         if message.qos < qos:
             qos = message.qos
-        outlet = self.outlet
-        if qos == 0 and outlet is not None:  # enqueue()'s first case, one call sooner
-            outlet.send_delivery(Delivery(message, 0, retain, ids), None, False)
-            return
         self.enqueue(Delivery(message, qos, retain, ids))
 
     def deliver_retained(self, message: Message, sub: Subscription) -> None:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from roost.config import format_host_port
 from roost.engine.channel import Channel
-from roost.engine.link import MAX_HIGH_WATER
 from roost.transport import proxy
 from roost.transport.tls import TlsLayer, certificate_identity
 from roost.transport.ws import WsLayer
@@ -41,7 +40,7 @@ WS_CLOSE_WAIT = 2.0
 
 # Output buffered on one socket above which its publishers are held back, and below
 # which they are let go again; and the longest a hold lasts.
-HIGH_WATER = MAX_HIGH_WATER // 2
+HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
 HOLD_LIMIT = 1.0
 _OUTQ = struct.Struct("i")
