@@ -190,6 +190,22 @@ class RawClient:
         except TimeoutError as exc:
             raise TimeoutError("no packet from the broker") from exc
 
+    def recv_exact(self, size: int, timeout: float = 5.0) -> bytes:
+        """Exactly the next ``size`` bytes the broker sends, undecoded (for byte-exact
+        answers; only where no decoded packet is pending)."""
+        assert not self.pending and not self.decoder.buffered, self.pending
+        self.sock.settimeout(timeout)
+        data = b""
+        try:
+            while len(data) < size:
+                chunk = self.sock.recv(size - len(data))
+                if not chunk:
+                    raise Closed()
+                data += chunk
+        finally:
+            self.sock.settimeout(5.0)
+        return data
+
     def expect(self, cls: type, timeout: float | None = None) -> Packet:
         packet = self.recv(timeout)
         assert isinstance(packet, cls), f"expected {cls.__name__}, got {packet!r}"

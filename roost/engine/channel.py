@@ -26,7 +26,9 @@ from roost.engine.limits import (
 )
 from roost.engine.link import Link
 from roost.engine.message import Message
+from roost.engine.reserved import client_may_publish
 from roost.engine.session import Delivery, Session
+from roost.mqtt.conformance import check_publish, is_utf8
 from roost.mqtt.decoder import Decoder
 from roost.mqtt.encoder import encode, publish_template
 from roost.mqtt.errors import PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
@@ -376,7 +378,9 @@ class Channel:
         if p.retain and not settings.retain_available:
             raise ProtocolViolation("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
         props = p.properties
-        topic = p.topic if props is NO_PROPERTIES else self._publish_properties(p)
+        topic = p.topic
+        if props is not NO_PROPERTIES or not topic:
+            topic = self._publish_properties(p)
         if topic not in engine.valid_topics:
             self._check_topic_name(topic)
         if qos == 2:
@@ -393,8 +397,13 @@ class Channel:
                                     f"PUBREL than {settings.receive_maximum}",
                                     ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
         reason = ReasonCode.SUCCESS
-        if props.payload_format_indicator == 1 and not _is_utf8(p.payload):
+        if props.payload_format_indicator == 1 and not is_utf8(p.payload):
             reason = ReasonCode.PAYLOAD_FORMAT_INVALID
+        elif topic[0] == "$" and not client_may_publish(topic, self.client_id,
+                                                         settings.allow_dollar_topics):
+            reason = ReasonCode.NOT_AUTHORIZED
+            self.breach_once("reserved_topic", f"publish to {topic!r} refused: topics "
+                             "under $SYS belong to the broker")
         elif engine.authorizers and authorize(engine.authorizers, AccessEvent(
                 self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
             reason = ReasonCode.NOT_AUTHORIZED
@@ -432,15 +441,15 @@ class Channel:
         engine.store.commit(lambda ok: self._acknowledge(ack, ok))
 
     def _publish_properties(self, p: Publish) -> str:
-        """Check a PUBLISH's properties; return its topic (resolving a Topic Alias)."""
+        """Check a PUBLISH's properties and the rules spanning its fields; return its
+        topic (resolving a Topic Alias)."""
+        check_publish(p)
         settings = self.settings
         props = p.properties
         if props.user_properties:
             over = user_properties_over_limit(settings, props)
             if over is not None:
                 raise LimitExceeded("max_user_properties", over, ReasonCode.QUOTA_EXCEEDED)
-        if props.subscription_identifiers:
-            raise ProtocolViolation("PUBLISH from a client with a subscription identifier")
         topic = p.topic
         alias = props.topic_alias
         if alias is not None:
@@ -460,9 +469,6 @@ class Channel:
 
     def _check_topic_name(self, topic: str) -> None:
         """Raise if ``topic`` may not be published to; remember it if it may."""
-        if not topic:
-            # A zero-length Topic Name without a Topic Alias is a Protocol Error (3.3.2.1).
-            raise ProtocolViolation("zero-length topic name without a topic alias")
         if not is_valid_topic_name(topic):
             raise ProtocolViolation(f"invalid topic name {topic!r}",
                                     ReasonCode.TOPIC_NAME_INVALID)
@@ -570,11 +576,3 @@ class Channel:
 
     def _second_connect(self) -> None:
         raise ProtocolViolation("second CONNECT")
-
-
-def _is_utf8(payload: bytes) -> bool:
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

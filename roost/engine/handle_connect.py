@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 
 from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
 from roost.engine.limits import topic_over_limit, user_properties_over_limit
+from roost.engine.reserved import client_may_publish
+from roost.mqtt.conformance import check_connect
+from roost.mqtt.errors import ProtocolViolation
 from roost.mqtt.packets import Connack, Connect
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
@@ -55,6 +58,10 @@ def handle_connect(channel: Channel, p: Connect) -> None:
         channel.client_id = "auto-" + uuid.uuid4().hex
         if channel.level == 5:
             assigned = channel.client_id
+    try:
+        check_connect(p)
+    except ProtocolViolation as exc:
+        return refuse(channel, exc.reason, str(exc))
     if props.authentication_method is not None:
         return refuse(channel, ReasonCode.BAD_AUTHENTICATION_METHOD,
                             "enhanced authentication is not supported")
@@ -74,14 +81,25 @@ def handle_connect(channel: Channel, p: Connect) -> None:
             return refuse(channel, ReasonCode.QOS_NOT_SUPPORTED, "will QoS not supported")
         if will.retain and not settings.retain_available:
             return refuse(channel, ReasonCode.RETAIN_NOT_SUPPORTED, "will retain unsupported")
+        if will.topic[0] == "$" and not client_may_publish(
+                will.topic, channel.client_id, settings.allow_dollar_topics):
+            return refuse(channel, ReasonCode.NOT_AUTHORIZED,
+                          f"will topic {will.topic!r} is reserved for the broker")
     keepalive = p.keepalive
     server_keep_alive = None
     if keepalive > settings.max_keepalive or (keepalive == 0 and settings.max_keepalive
                                               < 65535):
+        # Accepted, with the maximum as the server's idle limit: 5.0 clients are told
+        # (Server Keep Alive); 3.x clients cannot be, and no 3.x return code names the
+        # cause, so the log line does (docs/limits.md, beside Mosquitto's refusal).
         if channel.level < 5:
-            return refuse(channel, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, channel.breach(
-                "max_keepalive", f"keepalive {keepalive} above the maximum"))
-        keepalive = server_keep_alive = settings.max_keepalive
+            channel.breach_once("max_keepalive", (
+                f"keepalive {keepalive} s {'(none)' if keepalive == 0 else 'above'} "
+                f"max_keepalive {settings.max_keepalive} s: closed after "
+                f"{settings.max_keepalive * 1.5:g} s without a packet"))
+        keepalive = settings.max_keepalive
+        if channel.level == 5:
+            server_keep_alive = keepalive
     identity = channel.link.certificate_identity
     if identity is not None:
         # The certificate's identity replaces any user name the client sent

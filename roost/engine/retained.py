@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from roost.engine.message import Message
 from roost.engine.persistence import Converter
+from roost.engine.reserved import is_broker_topic
 from roost.engine.store import Store
 from roost.engine.topic_trie import TopicTrie
 
@@ -17,6 +18,11 @@ class RetainedMessages:
         self._trie: TopicTrie[Message] = TopicTrie()
         self.count = 0
         for stored in store.retained_load():
+            if is_broker_topic(stored.topic):
+                # Written by a client before $SYS was refused to clients: the broker's
+                # values are published afresh, so a spoofed one must not come back.
+                store.retained_delete(stored.topic)
+                continue
             self._put(converter.message_in(stored))
 
     def _put(self, message: Message) -> None:

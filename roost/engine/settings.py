@@ -41,5 +41,8 @@ class EngineSettings:
     max_subscriptions: int = 0
     # UTF-8 bytes of a client identifier; 65535 is all MQTT can carry.
     max_client_id_length: int = 65535
+    # Whether clients may publish to `$` topics other than `$SYS` (which they never may,
+    # but for a bridge's own state topic): see roost/engine/reserved.py.
+    allow_dollar_topics: bool = True
     # User Property pairs in one packet (a will counts separately); 0 means no limit.
     max_user_properties: int = 64

@@ -453,14 +453,57 @@ def test_keepalive_within_limit_v5(keepalive_broker):
         c.close()
 
 
-def test_keepalive_above_limit_refused_311(keepalive_broker):
+def test_keepalive_above_limit_accepted_311(keepalive_broker):
     c = RawClient(keepalive_broker.port, 4)
     try:
         c.send(Connect("conn-ska-311", 4, True, 100))
-        # As Mosquitto: Identifier rejected, since 3.1.1 cannot say anything better.
-        assert read_until_closed(c) == b"\x20\x02\x00\x02"
+        # Accepted (3.1.1 has no return code naming the cause); the maximum becomes the
+        # server's idle limit, and the log says so.
+        assert c.recv_exact(4) == b"\x20\x02\x00\x00"
+        keepalive_broker.wait_log("keepalive 100 s above max_keepalive 10 s: closed "
+                                  "after 15 s without a packet")
     finally:
         c.close()
+
+
+def test_keepalive_zero_accepted_311(keepalive_broker):
+    c = RawClient(keepalive_broker.port, 4)
+    try:
+        c.send(Connect("conn-ka0-max-311", 4, True, 0))
+        assert c.recv_exact(4) == b"\x20\x02\x00\x00"
+        keepalive_broker.wait_log("keepalive 0 s (none) max_keepalive 10 s")
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def idle_limit_broker() -> Iterator[BrokerProcess]:
+    with BrokerProcess("[mqtt]\nmax_keepalive = 1\n") as proc:
+        yield proc
+
+
+@pytest.mark.parametrize("keepalive", [0, 100], ids=["none", "above-max"])
+def test_max_keepalive_is_the_idle_limit_311(idle_limit_broker, keepalive):
+    """Keepalive 0 (or above the maximum) cannot hold an idle connection forever (the
+    concern of CVE-2020-13849): it is closed after 1.5 x max_keepalive without a packet,
+    and kept while it sends packets."""
+    idle = RawClient(idle_limit_broker.port, 4)
+    busy = RawClient(idle_limit_broker.port, 4)
+    try:
+        start = time.monotonic()
+        assert idle.connect(f"conn-idle-{keepalive}", keepalive=keepalive).reason_code == 0
+        assert busy.connect(f"conn-busy-{keepalive}", keepalive=keepalive).reason_code == 0
+        for _ in range(4):
+            time.sleep(0.5)
+            busy.send(Pingreq())
+            busy.expect(Pingresp)
+        assert idle.expect_closed(timeout=3) == []
+        assert 1.4 <= time.monotonic() - start <= 3.5
+        busy.send(Pingreq())
+        busy.expect(Pingresp)
+    finally:
+        idle.close()
+        busy.close()
 
 
 def test_keepalive_within_limit_311(keepalive_broker):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from roost.engine.engine import Engine
+from roost.engine.records import StoredMessage
+from roost.engine.store import MemoryStore
 from roost.mqtt import Properties, Publish, Subscribe, SubscriptionRequest, encode
-from tests.engine.memory import MemoryClient, make_engine
+from tests.engine.memory import ManualClock, MemoryClient, make_engine
 
 
 class Recording(MemoryClient):
@@ -59,3 +62,16 @@ def test_properties_are_not_forwarded_as_received_bytes():
     pub.send(Publish("t", b"1", 0, False, False, None, Properties(topic_alias=1)))
     pub.send(Publish("", b"2", 0, False, False, None, Properties(topic_alias=1)))
     assert [p.topic for p in sub.take()] == ["t", "t"]  # type: ignore[attr-defined]
+
+
+def test_client_written_sys_retained_values_are_purged_at_start() -> None:
+    """A store written before clients were refused $SYS may hold a spoofed value: it is
+    deleted at start; a bridge's state topic and other retained messages stay."""
+    store = MemoryStore()
+    for topic in ("$SYS/broker/version", "$SYS", "$SYS/broker/connection/br1/state",
+                  "$aws/x", "plain/t"):
+        store.retained_set(StoredMessage(topic, b"v", 0, True))
+    engine = Engine(ManualClock(), store=store)
+    kept = sorted(m.topic for m in store.retained_load())
+    assert kept == ["$SYS/broker/connection/br1/state", "$aws/x", "plain/t"]
+    assert engine.retained.count == 3
