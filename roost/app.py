@@ -16,8 +16,9 @@ from roost.config import Config, ConfigError, format_host_port
 from roost.engine.engine import Engine
 from roost.engine.store import MemoryStore, Store
 from roost.store.sqlite import SqliteStore
-from roost.transport.listener import ListenerState, start_listener
-from roost.transport.tcp import Flusher, is_loopback
+from roost.transport.flush import Flusher
+from roost.transport.listener import ListenerState
+from roost.transport.tcp import is_loopback, start_listener
 from roost.transport.tls import ContextHolder
 
 log = logging.getLogger("roost")
