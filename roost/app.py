@@ -6,15 +6,22 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from roost import auth
+from roost.admin.drain import drain
+from roost.admin.http import start_http
+from roost.admin.node import ClientInfo, EngineFigures, ListenerFigures, SubscriptionInfo
 from roost.admin.sys_topics import SysTopics
 from roost.auth import build_authenticators, build_authorizers
 from roost.config import Config, ConfigError, format_host_port
+from roost.engine.channel import Channel
 from roost.engine.engine import Engine
+from roost.engine.message import Message
 from roost.engine.store import MemoryStore, Store
+from roost.mqtt import ReasonCode
+from roost.mqtt.properties import Properties
 from roost.store.sqlite import SqliteStore
 from roost.transport.flush import Flusher
 from roost.transport.listener import ListenerState
@@ -58,19 +65,20 @@ def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
 
 
 class Broker:
-    """A running node: its engine and listeners, stopped by ``stop()``."""
+    """A running node: its engine and listeners, stopped by ``stop()``; also the
+    operations side's view of it (``roost.admin.node.Node``)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.engine: Engine | None = None
-        self.servers: list[asyncio.Server] = []
-        self.listeners: list[ListenerState] = []
+        self._servers: list[asyncio.Server] = []
+        self._listeners: list[ListenerState] = []
         self._stopped = asyncio.Event()
         # True while the node takes new clients: set once the listeners are open,
         # cleared for drain and stop. /readyz answers 503 while it is False.
-        self.ready = False
+        self._ready = False
         self.http_server: asyncio.Server | None = None
-        self.sys_topics: SysTopics | None = None
+        self._sys_task: asyncio.Task[None] | None = None
         self._draining: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -82,8 +90,6 @@ class Broker:
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         if self.config.http.enabled:
             # Up before recovery, so /healthz answers and /readyz says 503 meanwhile.
-            from roost.admin.http import start_http
-
             self.http_server = await start_http(self, *self.config.http.address)
         store = build_store(self.config, loop)
         self.engine = build_engine(self.config, loop, store)
@@ -94,18 +100,18 @@ class Broker:
         for listener, tls in zip(self.config.listeners, contexts, strict=True):
             state = ListenerState(listener, self.engine, flusher, tls)
             server = await start_listener(state)
-            self.listeners.append(state)
-            self.servers.append(server)
+            self._listeners.append(state)
+            self._servers.append(server)
             extra = f" at {listener.path}" if listener.type in ("ws", "wss") else ""
             extra += ", PROXY protocol" if listener.proxy_protocol else ""
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 log.info("listening on %s (%s, %s%s)", format_host_port(host, port),
                          listener.name, listener.type, extra)
-        self.ready = True
+        self._ready = True
         if self.config.sys.interval > 0:
-            self.sys_topics = SysTopics(self.engine, self.config.sys.interval)
-            self.sys_topics.start()
+            sys_topics = SysTopics(self, self.config.sys.interval)
+            self._sys_task = loop.create_task(sys_topics.run())
 
     def stop(self) -> None:
         self._stopped.set()
@@ -120,10 +126,8 @@ class Broker:
         self._draining = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        from roost.admin.drain import drain
-
         try:
-            await drain(self)
+            await drain(self, self.config.drain)
         finally:
             self.stop()
 
@@ -132,7 +136,7 @@ class Broker:
         open connections keep theirs, and a listener whose new files are bad keeps its
         previous context (the error is logged)."""
         log.info("SIGHUP: reloading TLS certificates, password file, JWT keys and ACL")
-        for state in self.listeners:
+        for state in self._listeners:
             if state.tls is not None:
                 state.tls.reload()
         if self.engine is not None:
@@ -148,17 +152,92 @@ class Broker:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
-        self.ready = False
-        if self.sys_topics is not None:
-            self.sys_topics.stop()
-        for server in self.servers:
+        self._ready = False
+        if self._sys_task is not None:
+            self._sys_task.cancel()
+        for server in self._servers:
             server.close()
-        for state in self.listeners:
+        for state in self._listeners:
             state.close()
         if self.engine is not None:
             self.engine.store.close()
         if self.http_server is not None:
             self.http_server.close()
+
+    # -- roost.admin.node.Node ------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def listeners(self) -> Sequence[ListenerFigures]:
+        return self._listeners
+
+    def figures(self) -> EngineFigures | None:
+        engine = self.engine
+        if engine is None:
+            return None
+        return EngineFigures(engine.stats, engine.sessions.census(),
+                             engine.router.subscription_count, engine.retained.count,
+                             engine.store)
+
+    def _channels(self) -> list[Channel]:
+        if self.engine is None:
+            return []
+        return [outlet for outlet in self.engine.sessions.outlets()
+                if isinstance(outlet, Channel)]
+
+    def _channel(self, client_id: str) -> Channel | None:
+        session = self.engine.sessions.get(client_id) if self.engine is not None else None
+        outlet = session.outlet if session is not None else None
+        return outlet if isinstance(outlet, Channel) else None
+
+    def clients(self) -> list[ClientInfo]:
+        return [_client_info(channel) for channel in self._channels()]
+
+    def client(self, client_id: str) -> ClientInfo | None:
+        channel = self._channel(client_id)
+        return _client_info(channel) if channel is not None else None
+
+    def subscriptions(self) -> list[SubscriptionInfo]:
+        if self.engine is None:
+            return []
+        return [SubscriptionInfo(session.client_id, sub.topic_filter, sub.qos, session.online)
+                for session in self.engine.sessions.sessions.values()
+                for sub in session.subscriptions.values()]
+
+    def disconnect(self, client_id: str, reason: ReasonCode, why: str) -> bool:
+        channel = self._channel(client_id)
+        if channel is None:
+            return False
+        channel.disconnect(reason, why)
+        return True
+
+    def disconnect_all(self, reason: ReasonCode, why: str,
+                       properties: Properties | None = None) -> int:
+        if self.engine is None:
+            return 0
+        outlets = self.engine.sessions.outlets()
+        for outlet in outlets:
+            outlet.disconnect(reason, why, properties)
+        return len(outlets)
+
+    def stop_accepting(self) -> None:
+        self._ready = False
+        for server in self._servers:
+            server.close()
+
+    def publish_transient(self, message: Message) -> None:
+        if self.engine is not None:
+            self.engine.retained.update(message, persist=False)
+            self.engine.router.route(message)
+
+
+def _client_info(channel: Channel) -> ClientInfo:
+    session = channel.session
+    return ClientInfo(channel.client_id, channel.link.peer, channel.level,
+                      channel.link.listener, channel.username, channel.connected_at,
+                      len(session.subscriptions) if session else 0)
 
 
 async def serve(config: Config) -> None:
