@@ -1,4 +1,5 @@
-"""Start-up wiring: config → engine → listeners, and the run loop with signal handling."""
+"""Start-up wiring: config → engine → listeners, the node's lifecycle, and the run loop
+with signal handling."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
+from types import TracebackType
 
 from roost import auth
 from roost.admin.drain import drain
@@ -65,23 +68,44 @@ def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
 
 
 class Broker:
-    """A running node: its engine and listeners, stopped by ``stop()``; also the
-    operations side's view of it (``roost.admin.node.Node``)."""
+    """A node: engine, listeners, operations endpoint and ``$SYS`` topics, as one
+    lifecycle; also the operations side's view of it (``roost.admin.node.Node``).
+
+    ``async with Broker(config) as broker:`` starts everything, or raises with nothing
+    left open. Leaving the block stops everything: readiness goes false, the tasks the
+    node started (``$SYS`` updates, a drain still running) are cancelled and awaited,
+    then the listeners, the store (which writes everything staged) and the HTTP endpoint
+    are closed. ``wait_stopped()`` returns once ``stop()`` is called, directly or at the
+    end of a drain.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.engine: Engine | None = None
         self._servers: list[asyncio.Server] = []
         self._listeners: list[ListenerState] = []
-        self._stopped = asyncio.Event()
         # True while the node takes new clients: set once the listeners are open,
         # cleared for drain and stop. /readyz answers 503 while it is False.
         self._ready = False
-        self.http_server: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
+        self._tasks = asyncio.TaskGroup()
         self._sys_task: asyncio.Task[None] | None = None
         self._draining: asyncio.Task[None] | None = None
+        self._exit = AsyncExitStack()
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Broker:
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            self._exit = stack.pop_all()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._exit.aclose()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        """Open everything, registering on ``stack`` how each part is closed (in the
+        reverse order)."""
         loop = asyncio.get_running_loop()
         # Certificates first: a bad file stops start-up before anything is opened.
         contexts = [ContextHolder(listener, i, self.config.source)
@@ -90,8 +114,10 @@ class Broker:
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         if self.config.http.enabled:
             # Up before recovery, so /healthz answers and /readyz says 503 meanwhile.
-            self.http_server = await start_http(self, *self.config.http.address)
+            http_server = await start_http(self, *self.config.http.address)
+            stack.callback(http_server.close)
         store = build_store(self.config, loop)
+        stack.callback(store.close)
         self.engine = build_engine(self.config, loop, store)
         resumed = self.engine.restore()
         log.info("store %s: %d sessions and %d retained messages restored",
@@ -99,7 +125,9 @@ class Broker:
         flusher = Flusher(loop)
         for listener, tls in zip(self.config.listeners, contexts, strict=True):
             state = ListenerState(listener, self.engine, flusher, tls)
+            stack.callback(state.close)
             server = await start_listener(state)
+            stack.callback(server.close)
             self._listeners.append(state)
             self._servers.append(server)
             extra = f" at {listener.path}" if listener.type in ("ws", "wss") else ""
@@ -108,26 +136,48 @@ class Broker:
                 host, port = sock.getsockname()[:2]
                 log.info("listening on %s (%s, %s%s)", format_host_port(host, port),
                          listener.name, listener.type, extra)
+        # The task group is entered last, once nothing else can fail: an error passing
+        # through an open TaskGroup comes out wrapped in an ExceptionGroup, which `roost
+        # serve` would not report as a start-up error. At stop it is left first, so its
+        # tasks are over before anything they use is closed.
+        await stack.enter_async_context(self._tasks)
+        stack.callback(self._cancel_tasks)
+        stack.callback(self._not_ready)
         self._ready = True
         if self.config.sys.interval > 0:
             sys_topics = SysTopics(self, self.config.sys.interval)
-            self._sys_task = loop.create_task(sys_topics.run())
+            self._sys_task = self._tasks.create_task(sys_topics.run())
+
+    def _not_ready(self) -> None:
+        self._ready = False
+
+    def _cancel_tasks(self) -> None:
+        for task in (self._sys_task, self._draining):
+            if task is not None:
+                task.cancel()
 
     def stop(self) -> None:
         self._stopped.set()
 
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
     def drain(self) -> None:
         """SIGTERM (and SIGINT): graceful drain (see roost.admin.drain), then stop; a
         second signal during the drain stops at once."""
-        if self._draining is not None:
-            log.info("second signal: stopping now")
-            self.stop()
+        if self._draining is None and not self._stopped.is_set():
+            self._draining = self._tasks.create_task(self._drain())
             return
-        self._draining = asyncio.get_running_loop().create_task(self._drain())
+        log.info("second signal: stopping now")
+        self.stop()
 
     async def _drain(self) -> None:
         try:
             await drain(self, self.config.drain)
+        except Exception:
+            # The node must stop even so; the task group would turn the error into a
+            # crash at exit instead.
+            log.exception("drain failed")
         finally:
             self.stop()
 
@@ -149,20 +199,6 @@ class Broker:
                 log.info("SIGHUP: authentication and ACL reloaded; %d subscriptions no "
                          "longer authorized were removed", removed,
                          extra={"event": "reload", "ok": True})
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-        self._ready = False
-        if self._sys_task is not None:
-            self._sys_task.cancel()
-        for server in self._servers:
-            server.close()
-        for state in self._listeners:
-            state.close()
-        if self.engine is not None:
-            self.engine.store.close()
-        if self.http_server is not None:
-            self.http_server.close()
 
     # -- roost.admin.node.Node ------------------------------------------------------
 
@@ -241,13 +277,12 @@ def _client_info(channel: Channel) -> ClientInfo:
 
 
 async def serve(config: Config) -> None:
-    broker = Broker(config)
-    await broker.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, broker.drain)
-    loop.add_signal_handler(signal.SIGHUP, broker.reload)
-    await broker.wait_stopped()
+    async with Broker(config) as broker:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, broker.drain)
+        loop.add_signal_handler(signal.SIGHUP, broker.reload)
+        await broker.wait_stopped()
     log.info("stopped")
 
 
