@@ -1,4 +1,5 @@
-"""Start-up wiring: config → engine → listeners, and the run loop with signal handling."""
+"""Start-up wiring: config → engine → listeners, the node's lifecycle, and the run loop
+with signal handling."""
 
 from __future__ import annotations
 
@@ -6,18 +7,28 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
+from types import TracebackType
 
 from roost import auth
+from roost.admin.drain import drain
+from roost.admin.http import start_http
+from roost.admin.node import ClientInfo, EngineFigures, ListenerFigures, SubscriptionInfo
 from roost.admin.sys_topics import SysTopics
 from roost.auth import build_authenticators, build_authorizers
 from roost.config import Config, ConfigError, format_host_port
+from roost.engine.channel import Channel
 from roost.engine.engine import Engine
+from roost.engine.message import Message
 from roost.engine.store import MemoryStore, Store
+from roost.mqtt import ReasonCode
+from roost.mqtt.properties import Properties
 from roost.store.sqlite import SqliteStore
-from roost.transport.listener import ListenerState, start_listener
-from roost.transport.tcp import Flusher, is_loopback
+from roost.transport.flush import Flusher
+from roost.transport.listener import ListenerState
+from roost.transport.tcp import is_loopback, start_listener
 from roost.transport.tls import ContextHolder
 
 log = logging.getLogger("roost")
@@ -57,22 +68,44 @@ def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
 
 
 class Broker:
-    """A running node: its engine and listeners, stopped by ``stop()``."""
+    """A node: engine, listeners, operations endpoint and ``$SYS`` topics, as one
+    lifecycle; also the operations side's view of it (``roost.admin.node.Node``).
+
+    ``async with Broker(config) as broker:`` starts everything, or raises with nothing
+    left open. Leaving the block stops everything: readiness goes false, the tasks the
+    node started (``$SYS`` updates, a drain still running) are cancelled and awaited,
+    then the listeners, the store (which writes everything staged) and the HTTP endpoint
+    are closed. ``wait_stopped()`` returns once ``stop()`` is called, directly or at the
+    end of a drain.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.engine: Engine | None = None
-        self.servers: list[asyncio.Server] = []
-        self.listeners: list[ListenerState] = []
-        self._stopped = asyncio.Event()
+        self._servers: list[asyncio.Server] = []
+        self._listeners: list[ListenerState] = []
         # True while the node takes new clients: set once the listeners are open,
         # cleared for drain and stop. /readyz answers 503 while it is False.
-        self.ready = False
-        self.http_server: asyncio.Server | None = None
-        self.sys_topics: SysTopics | None = None
+        self._ready = False
+        self._stopped = asyncio.Event()
+        self._tasks = asyncio.TaskGroup()
+        self._sys_task: asyncio.Task[None] | None = None
         self._draining: asyncio.Task[None] | None = None
+        self._exit = AsyncExitStack()
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Broker:
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            self._exit = stack.pop_all()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._exit.aclose()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        """Open everything, registering on ``stack`` how each part is closed (in the
+        reverse order)."""
         loop = asyncio.get_running_loop()
         # Certificates first: a bad file stops start-up before anything is opened.
         contexts = [ContextHolder(listener, i, self.config.source)
@@ -81,10 +114,10 @@ class Broker:
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
         if self.config.http.enabled:
             # Up before recovery, so /healthz answers and /readyz says 503 meanwhile.
-            from roost.admin.http import start_http
-
-            self.http_server = await start_http(self, *self.config.http.address)
+            http_server = await start_http(self, *self.config.http.address)
+            stack.callback(http_server.close)
         store = build_store(self.config, loop)
+        stack.callback(store.close)
         self.engine = build_engine(self.config, loop, store)
         resumed = self.engine.restore()
         log.info("store %s: %d sessions and %d retained messages restored",
@@ -92,37 +125,59 @@ class Broker:
         flusher = Flusher(loop)
         for listener, tls in zip(self.config.listeners, contexts, strict=True):
             state = ListenerState(listener, self.engine, flusher, tls)
+            stack.callback(state.close)
             server = await start_listener(state)
-            self.listeners.append(state)
-            self.servers.append(server)
+            stack.callback(server.close)
+            self._listeners.append(state)
+            self._servers.append(server)
             extra = f" at {listener.path}" if listener.type in ("ws", "wss") else ""
             extra += ", PROXY protocol" if listener.proxy_protocol else ""
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 log.info("listening on %s (%s, %s%s)", format_host_port(host, port),
                          listener.name, listener.type, extra)
-        self.ready = True
+        # The task group is entered last, once nothing else can fail: an error passing
+        # through an open TaskGroup comes out wrapped in an ExceptionGroup, which `roost
+        # serve` would not report as a start-up error. At stop it is left first, so its
+        # tasks are over before anything they use is closed.
+        await stack.enter_async_context(self._tasks)
+        stack.callback(self._cancel_tasks)
+        stack.callback(self._not_ready)
+        self._ready = True
         if self.config.sys.interval > 0:
-            self.sys_topics = SysTopics(self.engine, self.config.sys.interval)
-            self.sys_topics.start()
+            sys_topics = SysTopics(self, self.config.sys.interval)
+            self._sys_task = self._tasks.create_task(sys_topics.run())
+
+    def _not_ready(self) -> None:
+        self._ready = False
+
+    def _cancel_tasks(self) -> None:
+        for task in (self._sys_task, self._draining):
+            if task is not None:
+                task.cancel()
 
     def stop(self) -> None:
         self._stopped.set()
 
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
     def drain(self) -> None:
         """SIGTERM (and SIGINT): graceful drain (see roost.admin.drain), then stop; a
         second signal during the drain stops at once."""
-        if self._draining is not None:
-            log.info("second signal: stopping now")
-            self.stop()
+        if self._draining is None and not self._stopped.is_set():
+            self._draining = self._tasks.create_task(self._drain())
             return
-        self._draining = asyncio.get_running_loop().create_task(self._drain())
+        log.info("second signal: stopping now")
+        self.stop()
 
     async def _drain(self) -> None:
-        from roost.admin.drain import drain
-
         try:
-            await drain(self)
+            await drain(self, self.config.drain)
+        except Exception:
+            # The node must stop even so; the task group would turn the error into a
+            # crash at exit instead.
+            log.exception("drain failed")
         finally:
             self.stop()
 
@@ -131,7 +186,7 @@ class Broker:
         open connections keep theirs, and a listener whose new files are bad keeps its
         previous context (the error is logged)."""
         log.info("SIGHUP: reloading TLS certificates, password file, JWT keys and ACL")
-        for state in self.listeners:
+        for state in self._listeners:
             if state.tls is not None:
                 state.tls.reload()
         if self.engine is not None:
@@ -145,29 +200,89 @@ class Broker:
                          "longer authorized were removed", removed,
                          extra={"event": "reload", "ok": True})
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-        self.ready = False
-        if self.sys_topics is not None:
-            self.sys_topics.stop()
-        for server in self.servers:
+    # -- roost.admin.node.Node ------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def listeners(self) -> Sequence[ListenerFigures]:
+        return self._listeners
+
+    def figures(self) -> EngineFigures | None:
+        engine = self.engine
+        if engine is None:
+            return None
+        return EngineFigures(engine.stats, engine.sessions.census(),
+                             engine.router.subscription_count, engine.retained.count,
+                             engine.store)
+
+    def _channels(self) -> list[Channel]:
+        if self.engine is None:
+            return []
+        return [outlet for outlet in self.engine.sessions.outlets()
+                if isinstance(outlet, Channel)]
+
+    def _channel(self, client_id: str) -> Channel | None:
+        session = self.engine.sessions.get(client_id) if self.engine is not None else None
+        outlet = session.outlet if session is not None else None
+        return outlet if isinstance(outlet, Channel) else None
+
+    def clients(self) -> list[ClientInfo]:
+        return [_client_info(channel) for channel in self._channels()]
+
+    def client(self, client_id: str) -> ClientInfo | None:
+        channel = self._channel(client_id)
+        return _client_info(channel) if channel is not None else None
+
+    def subscriptions(self) -> list[SubscriptionInfo]:
+        if self.engine is None:
+            return []
+        return [SubscriptionInfo(session.client_id, sub.topic_filter, sub.qos, session.online)
+                for session in self.engine.sessions.sessions.values()
+                for sub in session.subscriptions.values()]
+
+    def disconnect(self, client_id: str, reason: ReasonCode, why: str) -> bool:
+        channel = self._channel(client_id)
+        if channel is None:
+            return False
+        channel.disconnect(reason, why)
+        return True
+
+    def disconnect_all(self, reason: ReasonCode, why: str,
+                       properties: Properties | None = None) -> int:
+        if self.engine is None:
+            return 0
+        outlets = self.engine.sessions.outlets()
+        for outlet in outlets:
+            outlet.disconnect(reason, why, properties)
+        return len(outlets)
+
+    def stop_accepting(self) -> None:
+        self._ready = False
+        for server in self._servers:
             server.close()
-        for state in self.listeners:
-            state.close()
+
+    def publish_transient(self, message: Message) -> None:
         if self.engine is not None:
-            self.engine.store.close()
-        if self.http_server is not None:
-            self.http_server.close()
+            self.engine.retained.update(message, persist=False)
+            self.engine.router.route(message)
+
+
+def _client_info(channel: Channel) -> ClientInfo:
+    session = channel.session
+    return ClientInfo(channel.client_id, channel.link.peer, channel.level,
+                      channel.link.listener, channel.username, channel.connected_at,
+                      len(session.subscriptions) if session else 0)
 
 
 async def serve(config: Config) -> None:
-    broker = Broker(config)
-    await broker.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, broker.drain)
-    loop.add_signal_handler(signal.SIGHUP, broker.reload)
-    await broker.wait_stopped()
+    async with Broker(config) as broker:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, broker.drain)
+        loop.add_signal_handler(signal.SIGHUP, broker.reload)
+        await broker.wait_stopped()
     log.info("stopped")
 
 

@@ -1,1 +1,2 @@
-"""Operations: the HTTP endpoint (metrics, health, JSON API) and, later, $SYS topics."""
+"""Operations: the HTTP endpoint (metrics, health, JSON API), $SYS topics and drain; they
+see the node only through ``node.Node``."""

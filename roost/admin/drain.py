@@ -2,7 +2,7 @@
 
 Order:
 
-1. readiness goes false at once (``Broker.ready``; ``/readyz`` answers 503);
+1. readiness goes false at once (``/readyz`` answers 503), and
 2. the listeners stop accepting connections (open ones stay);
 3. every connected client is disconnected: MQTT 5 clients get DISCONNECT 0x8B (server
    shutting down), or 0x9C (use another server) with a Server Reference when
@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
+from roost.admin.node import Node
+from roost.config import DrainConfig
 from roost.mqtt import ReasonCode
 from roost.mqtt.properties import Properties
-
-if TYPE_CHECKING:
-    from roost.app import Broker
 
 log = logging.getLogger("roost.drain")
 
@@ -42,38 +40,28 @@ POLL = 0.05
 SETTLE = 2.0
 
 
-def disconnect_all(broker: Broker) -> int:
+def disconnect_all(node: Node, config: DrainConfig) -> int:
     """Send every connected client away; return how many were connected."""
-    engine = broker.engine
-    if engine is None:
-        return 0
-    reference = broker.config.drain.server_reference
-    count = 0
-    for channel in engine.sessions.outlets():
-        count += 1
-        if reference:
-            channel.disconnect(ReasonCode.USE_ANOTHER_SERVER, "server draining",
-                               Properties(server_reference=reference))
-        else:
-            channel.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
-    return count
+    reference = config.server_reference
+    if reference:
+        return node.disconnect_all(ReasonCode.USE_ANOTHER_SERVER, "server draining",
+                                   Properties(server_reference=reference))
+    return node.disconnect_all(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
 
 
-def _open_connections(broker: Broker) -> int:
-    return sum(state.active for state in broker.listeners)
+def _open_connections(node: Node) -> int:
+    return sum(state.active for state in node.listeners())
 
 
-async def drain(broker: Broker) -> None:
-    """Run steps 1 to 4 above within ``[drain] grace_period`` seconds."""
-    grace = broker.config.drain.grace_period
+async def drain(node: Node, config: DrainConfig) -> None:
+    """Run steps 1 to 4 above within ``config.grace_period`` seconds."""
+    grace = config.grace_period
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    broker.ready = False
+    node.stop_accepting()
     log.info("drain: readiness false, stopping listeners (grace period %g s)", grace,
              extra={"event": "drain", "phase": "not_ready"})
-    for server in broker.servers:
-        server.close()
-    count = disconnect_all(broker)
+    count = disconnect_all(node, config)
     log.info("drain: %d clients disconnected", count,
              extra={"event": "drain", "phase": "disconnected", "clients": count})
     # Let the DISCONNECT packets reach the clients and the sockets close. Connections
@@ -83,9 +71,9 @@ async def drain(broker: Broker) -> None:
     while loop.time() < deadline - POLL:
         await asyncio.sleep(POLL)
         # A client whose CONNECT was on its way when the listener closed goes too.
-        disconnect_all(broker)
-        if _open_connections(broker) == 0 or loop.time() >= settle:
+        disconnect_all(node, config)
+        if _open_connections(node) == 0 or loop.time() >= settle:
             break
     else:
         log.warning("drain: %d connections still open after the grace period",
-                    _open_connections(broker))
+                    _open_connections(node))

@@ -2,8 +2,8 @@
 
 HTTP/1.1 is handled by h11 (sans-IO) inside an ``asyncio.Protocol``: one small server
 with no framework. Requests are answered synchronously from engine state, on the event
-loop, so the API sees a consistent picture and changes it only through the engine's
-public methods. There is no authentication yet: the endpoint binds to loopback by
+loop, so the API sees a consistent picture; it reads and changes the node only through
+``roost.admin.node.Node``. There is no authentication yet: the endpoint binds to loopback by
 default (``[http] bind``); do not expose it beyond a trusted network.
 """
 
@@ -13,18 +13,15 @@ import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import h11
 
 from roost.admin.metrics import CONTENT_TYPE, build_registry, render
+from roost.admin.node import Node
 from roost.config import format_host_port
-from roost.engine.channel import Channel
 from roost.mqtt import ReasonCode
-
-if TYPE_CHECKING:
-    from roost.app import Broker
 
 log = logging.getLogger("roost.admin")
 
@@ -43,9 +40,9 @@ def _text(status: int, text: str) -> Response:
 class OpsApi:
     """Routes a request to its answer; knows nothing of HTTP framing."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.registry = build_registry(broker)
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.registry = build_registry(node)
 
     def handle(self, method: str, target: str) -> Response:
         path = unquote(urlsplit(target).path)
@@ -54,7 +51,7 @@ class OpsApi:
         if path == "/readyz":
             if err := self._only_get(method):
                 return err
-            return _text(200, "ready") if self.broker.ready else _text(503, "not ready")
+            return _text(200, "ready") if self.node.ready else _text(503, "not ready")
         if path == "/metrics":
             if err := self._only_get(method):
                 return err
@@ -75,50 +72,30 @@ class OpsApi:
     def _only_get(method: str) -> Response | None:
         return None if method in ("GET", "HEAD") else _json(405, {"error": "use GET"})
 
-    def _channels(self) -> list[Channel]:
-        engine = self.broker.engine
-        if engine is None:
-            return []
-        return [s.outlet for s in engine.sessions.sessions.values()
-                if isinstance(s.outlet, Channel)]
-
     def clients(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for channel in self._channels():
-            session = channel.session
-            out.append({
-                "client_id": channel.client_id,
-                "peer": channel.link.peer,
-                "protocol_level": channel.level,
-                "listener": channel.link.listener,
-                "username": channel.username,
-                "connected_since": channel.connected_at,
-                "subscriptions": len(session.subscriptions) if session else 0,
-            })
-        out.sort(key=lambda c: c["client_id"])
-        return out
+        return [{
+            "client_id": client.client_id,
+            "peer": client.peer,
+            "protocol_level": client.protocol_level,
+            "listener": client.listener,
+            "username": client.username,
+            "connected_since": client.connected_since,
+            "subscriptions": client.subscriptions,
+        } for client in sorted(self.node.clients(), key=lambda c: c.client_id)]
 
     def subscriptions(self) -> list[dict[str, Any]]:
-        engine = self.broker.engine
-        if engine is None:
-            return []
-        out: list[dict[str, Any]] = []
-        for session in engine.sessions.sessions.values():
-            for sub in session.subscriptions.values():
-                out.append({"client_id": session.client_id, "filter": sub.topic_filter,
-                            "qos": sub.qos, "online": session.online})
-        out.sort(key=lambda s: (s["client_id"], s["filter"]))
-        return out
+        subs = sorted(self.node.subscriptions(), key=lambda s: (s.client_id, s.topic_filter))
+        return [{"client_id": sub.client_id, "filter": sub.topic_filter, "qos": sub.qos,
+                 "online": sub.online} for sub in subs]
 
     def disconnect(self, client_id: str) -> Response:
-        engine = self.broker.engine
-        session = engine.sessions.get(client_id) if engine is not None else None
-        outlet = session.outlet if session is not None else None
-        if not isinstance(outlet, Channel):
+        client = self.node.client(client_id)
+        if client is None:
             return _json(404, {"error": f"client {client_id!r} is not connected"})
-        log.info("disconnecting %s (%s): administrative action", client_id, outlet.link.peer)
+        log.info("disconnecting %s (%s): administrative action", client_id, client.peer)
         # 5.0 clients get DISCONNECT 0x98 first; 3.x connections are closed.
-        outlet.disconnect(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by administrator")
+        self.node.disconnect(client_id, ReasonCode.ADMINISTRATIVE_ACTION,
+                             "disconnected by administrator")
         return _json(200, {"client_id": client_id, "disconnected": True})
 
 
@@ -218,9 +195,9 @@ class HttpConnection(asyncio.Protocol):
         self.transport = None
 
 
-async def start_http(broker: Broker, host: str, port: int) -> asyncio.Server:
-    """Serve the operations endpoint for ``broker`` on ``host``:``port``."""
-    api = OpsApi(broker)
+async def start_http(node: Node, host: str, port: int) -> asyncio.Server:
+    """Serve the operations endpoint for ``node`` on ``host``:``port``."""
+    api = OpsApi(node)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpConnection(api), host, port,
                                       reuse_address=True)

@@ -8,7 +8,6 @@ only when ``/metrics`` is scraped. The names and their meaning are in docs/metri
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -19,8 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from roost.app import Broker
+from roost.admin.node import Node
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -48,17 +46,17 @@ def _labelled(family: CounterMetricFamily | GaugeMetricFamily,
     return family
 
 
-class BrokerCollector(Collector):
-    """Everything Roost itself exports, read from a running ``Broker``."""
+class NodeCollector(Collector):
+    """Everything Roost itself exports, read from a running node."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, node: Node) -> None:
+        self.node = node
 
     def collect(self) -> Iterator[Metric]:
-        broker = self.broker
+        node = self.node
         yield _gauge("roost_ready", "1 when the broker takes new clients (see /readyz)",
-                     1 if broker.ready else 0)
-        listeners = list(broker.listeners)
+                     1 if node.ready else 0)
+        listeners = list(node.listeners())
         yield _gauge("roost_connections", "Open network connections, all listeners",
                      sum(state.active for state in listeners))
         yield _labelled(GaugeMetricFamily("roost_listener_connections",
@@ -69,21 +67,21 @@ class BrokerCollector(Collector):
                                             "Connections refused for max_connections",
                                             labels=["listener"]),
                         ((state.name, state.refused) for state in listeners))
-        engine = broker.engine
-        if engine is None:
+        figures = node.figures()
+        if figures is None:
             return
-        stats = engine.stats
+        stats = figures.stats
         yield _counter("roost_connections", "Connections accepted since start",
                        stats.connections_total)
-        census = engine.sessions.census()
+        census = figures.census
         online, queued, inflight = census.online, census.queued, census.inflight
         yield _labelled(GaugeMetricFamily("roost_sessions", "Sessions by state",
                                           labels=["state"]),
                         (("online", online), ("offline", census.sessions - online)))
         yield _gauge("roost_subscriptions", "Subscriptions (shared ones included)",
-                     engine.router.subscription_count)
+                     figures.subscriptions)
         yield _gauge("roost_retained_messages", "Retained messages held",
-                     engine.retained.count)
+                     figures.retained)
         yield _gauge("roost_queued_messages",
                      "Messages queued in sessions, waiting to be sent (all sessions)",
                      queued)
@@ -114,7 +112,7 @@ class BrokerCollector(Collector):
                                             "Times a configured limit was exceeded, by limit",
                                             labels=["limit"]),
                         sorted(stats.limit_breaches.items()))
-        yield from self._store(engine.store)
+        yield from self._store(figures.store)
 
     @staticmethod
     def _store(store: object) -> Iterator[Metric]:
@@ -134,12 +132,12 @@ class BrokerCollector(Collector):
                                   sum_value=getattr(store, "commit_seconds_total", 0.0))
 
 
-def build_registry(broker: Broker) -> CollectorRegistry:
+def build_registry(node: Node) -> CollectorRegistry:
     """A registry of our own (no global state): Roost's metrics and process CPU/memory."""
     from prometheus_client import ProcessCollector
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BrokerCollector(broker))
+    registry.register(NodeCollector(node))
     ProcessCollector(registry=registry)
     return registry
 

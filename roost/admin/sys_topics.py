@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from roost import __version__
-from roost.engine.engine import Engine
+from roost.admin.node import EngineFigures, Node
 from roost.engine.message import Message
 
 log = logging.getLogger("roost.sys")
@@ -33,11 +33,12 @@ WINDOWS = (("1min", 60.0), ("5min", 300.0), ("15min", 900.0))
 
 
 class SysTopics:
-    """Publishes ``$SYS/broker/...`` for ``engine`` every ``interval`` seconds."""
+    """Publishes ``$SYS/broker/...`` for ``node`` every ``interval`` seconds, while
+    ``run()`` runs."""
 
-    def __init__(self, engine: Engine, interval: float,
+    def __init__(self, node: Node, interval: float,
                  now: Callable[[], float] = time.monotonic) -> None:
-        self.engine = engine
+        self.node = node
         self.interval = interval
         self._now = now
         self._started = now()
@@ -46,18 +47,9 @@ class SysTopics:
         self._loads: dict[str, float] = {}
         self._published: dict[str, bytes] = {}
         self.clients_maximum = 0
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Update every ``interval`` seconds until cancelled."""
         while True:
             try:
                 self.update()
@@ -65,8 +57,9 @@ class SysTopics:
                 log.exception("$SYS update failed")
             await asyncio.sleep(self.interval)
 
-    def _counts(self) -> dict[str, int]:
-        stats = self.engine.stats
+    @staticmethod
+    def _counts(figures: EngineFigures) -> dict[str, int]:
+        stats = figures.stats
         return {
             "messages/received": stats.messages_received,
             "messages/sent": stats.messages_sent,
@@ -76,16 +69,19 @@ class SysTopics:
         }
 
     def values(self) -> dict[str, str]:
-        """Every ``$SYS/broker/`` topic (without the prefix) and its current value."""
-        engine = self.engine
+        """Every ``$SYS/broker/`` topic (without the prefix) and its current value
+        (none while the engine is not up)."""
+        figures = self.node.figures()
+        if figures is None:
+            return {}
         now = self._now()
-        counts = self._counts()
+        counts = self._counts(figures)
         self._update_loads(now, counts)
-        census = engine.sessions.census()
+        census = figures.census
         connected = census.online
         self.clients_maximum = max(self.clients_maximum, connected)
         stored = census.queued + census.inflight
-        retained = max(0, engine.retained.count - len(self._published))
+        retained = max(0, figures.retained - len(self._published))
         out = {
             "version": f"roost version {__version__}",
             "uptime": f"{int(now - self._started)} seconds",
@@ -101,7 +97,7 @@ class SysTopics:
             "store/messages/count": str(stored + retained),
             "bytes/received": str(counts["bytes/received"]),
             "bytes/sent": str(counts["bytes/sent"]),
-            "subscriptions/count": str(engine.router.subscription_count),
+            "subscriptions/count": str(figures.subscriptions),
             "retained messages/count": str(retained),
         }
         for name, value in self._loads.items():
@@ -127,7 +123,6 @@ class SysTopics:
 
     def update(self) -> int:
         """Publish the values that changed since the last update; return how many."""
-        engine = self.engine
         changed = 0
         for name, value in self.values().items():
             payload = value.encode()
@@ -136,8 +131,6 @@ class SysTopics:
                 continue
             # Also what ``retained messages/count`` leaves out.
             self._published[topic] = payload
-            message = Message(topic, payload, 0, True, origin=None)
-            engine.retained.update(message, persist=False)
-            engine.router.route(message)
+            self.node.publish_transient(Message(topic, payload, 0, True, origin=None))
             changed += 1
         return changed

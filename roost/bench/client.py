@@ -21,7 +21,7 @@ from roost.mqtt.decoder import decode_packet
 from roost.mqtt.encoder import encode
 
 if TYPE_CHECKING:
-    from roost.bench.worker import Tally
+    from roost.bench.tally import Tally
 
 _PID = struct.Struct(">H")
 MAX_BATCH = 64
@@ -355,7 +355,8 @@ class BenchClient(asyncio.Protocol):
             return
         self.closed = True
         reason = self.lost_reason or (type(exc).__name__ if exc else "closed by broker")
-        self.tally.note_closed(self, reason)
+        if self.established:
+            self.tally.note_closed(reason, self.finishing)
         self.stop_publishing()
         lost = ConnectError(f"connection lost ({reason})")
         self._fail(self.connack, lost)

@@ -125,3 +125,13 @@ def build_plan(o: BenchOptions) -> list[WorkerPlan]:
         rate = o.rate * len(chunk) / total
         plans.append(WorkerPlan(w, o, target, chunk, rate))
     return plans
+
+
+def role_counts(plans: list[WorkerPlan]) -> dict[str, int]:
+    """How many publishers and subscribers ``plans`` hold."""
+    counts = {PUB: 0, SUB: 0}
+    for plan in plans:
+        for c in plan.clients:
+            if c.role in counts:
+                counts[c.role] += 1
+    return counts

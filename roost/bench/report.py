@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from roost.bench.options import BenchOptions
+from roost.bench.plan import WorkerPlan, role_counts
+from roost.bench.records import Marks, Second, Totals, WorkerState
 from roost.bench.stats import add_counts, latency_summary
-
-if TYPE_CHECKING:
-    from roost.bench.runner import Coordinator
 
 FORMAT = 1
 OPTION_FIELDS = ("host", "port", "clients", "rate", "msg_rate", "qos", "size", "topic",
@@ -17,11 +18,36 @@ OPTION_FIELDS = ("host", "port", "clients", "rate", "msg_rate", "qos", "size", "
                  "inflight", "conns_per_worker", "conns_per_source")
 
 
+class Run(Protocol):
+    """A finished run, as the coordinator (``runner.Coordinator``) recorded it."""
+
+    @property
+    def o(self) -> BenchOptions: ...
+    @property
+    def plans(self) -> list[WorkerPlan]: ...
+    @property
+    def planned(self) -> int: ...
+    @property
+    def workers(self) -> Sequence[WorkerState]: ...
+    @property
+    def totals(self) -> Totals: ...
+    @property
+    def seconds(self) -> Sequence[Second]: ...
+    @property
+    def marks(self) -> Marks: ...
+    @property
+    def expected(self) -> int | None: ...
+    @property
+    def peak_open(self) -> int: ...
+    @property
+    def errors(self) -> list[str]: ...
+
+
 def _rate(count: int, seconds: float | None) -> float:
     return round(count / seconds, 1) if seconds and seconds > 0 else 0.0
 
 
-def _merged(c: Coordinator, key: str) -> dict[Any, int]:
+def _merged(c: Run, key: str) -> dict[Any, int]:
     out: dict[Any, int] = {}
     for w in c.workers:
         if w.final:
@@ -29,10 +55,8 @@ def _merged(c: Coordinator, key: str) -> dict[Any, int]:
     return out
 
 
-def build_result(c: Coordinator) -> dict[str, Any]:
+def build_result(c: Run) -> dict[str, Any]:
     """Everything the run measured, in plain JSON types."""
-    from roost.bench.runner import role_counts
-
     o, t, m = c.o, c.totals, c.marks
     roles = role_counts(c.plans)
     finals = [w.final for w in c.workers if w.final]

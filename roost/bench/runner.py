@@ -13,78 +13,19 @@ import multiprocessing
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from types import FrameType
 from typing import Any, TextIO
 
 from roost.bench.options import BenchOptions
-from roost.bench.plan import PUB, SUB, WorkerPlan, build_plan
+from roost.bench.plan import build_plan
 from roost.bench.progress import Progress
+from roost.bench.records import Marks, Second, Totals, WorkerState
+from roost.bench.report import build_result
 from roost.bench.stats import Histogram, add_counts
 
 GO_DELAY = 0.1
 QUIET_SECONDS = 1.0
-
-
-@dataclass
-class Second:
-    """What all workers reported during one second of the run; ``open`` is the most
-    connections open at once during it."""
-
-    t: int
-    open: int = 0
-    connects: int = 0
-    failed: int = 0
-    sent: int = 0
-    acked: int = 0
-    received: int = 0
-    hist: Histogram = field(default_factory=Histogram)
-
-
-@dataclass
-class Totals:
-    attempted: int = 0
-    connected: int = 0
-    failed: int = 0
-    disconnected: int = 0
-    sent: int = 0
-    acked: int = 0
-    pub_errors: int = 0
-    received: int = 0
-    duplicates: int = 0
-    gaps: int = 0
-    foreign: int = 0
-    hist: Histogram = field(default_factory=Histogram)
-    connect_hist: Histogram = field(default_factory=Histogram)
-
-
-@dataclass
-class WorkerState:
-    plan: WorkerPlan
-    process: Any
-    pipe: Connection
-    open: int = 0
-    ready: bool = False
-    ready_connected: int = 0
-    stopped: bool = False
-    final: dict[str, Any] | None = None
-    expecting: dict[int, int] = field(default_factory=dict)
-    sent_by_pub: dict[int, int] = field(default_factory=dict)
-    alive: bool = True
-
-
-@dataclass
-class Marks:
-    """CLOCK_MONOTONIC times of the phase changes."""
-
-    start: float = 0.0
-    ready: float | None = None
-    go: float | None = None
-    stop: float | None = None
-    drained: float | None = None
-    end: float | None = None
-    last_received: float | None = None
 
 
 class Coordinator:
@@ -199,8 +140,6 @@ class Coordinator:
 
     def run(self) -> dict[str, Any]:
         """Run the benchmark to its end and return the result (see report.py)."""
-        from roost.bench.report import build_result
-
         self.marks.start = time.monotonic()
         previous = None
         try:
@@ -284,11 +223,3 @@ class Coordinator:
         self.progress.show(self.progress.format(t, row.open, row.connects, self.totals.failed,
                                                 row.sent, row.received, p99))
 
-
-def role_counts(plans: list[WorkerPlan]) -> dict[str, int]:
-    counts = {PUB: 0, SUB: 0}
-    for plan in plans:
-        for c in plan.clients:
-            if c.role in counts:
-                counts[c.role] += 1
-    return counts

@@ -24,7 +24,7 @@ from roost.bench.client import BenchClient, ConnectError
 from roost.bench.options import BenchOptions
 from roost.bench.payload import PublishTemplate
 from roost.bench.plan import FILES_PER_WORKER, PUB, SUB, ClientSpec, WorkerPlan
-from roost.bench.stats import Histogram
+from roost.bench.tally import Tally
 from roost.bench.websocket import WebSocketError
 from roost.mqtt import Connect, Properties
 
@@ -33,64 +33,6 @@ MAX_PENDING_CONNECTS = 500
 # Lets many connections share a source address as long as their 4-tuples differ: the
 # port is chosen at connect() instead of bind() (Linux 4.2+).
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-_COUNTERS = ("attempted", "connected", "failed", "disconnected", "sent", "acked",
-             "pub_errors", "received", "duplicates", "gaps", "foreign")
-
-
-class Tally:
-    """The worker's counters; clients bump them directly (attribute access is cheap)."""
-
-    def __init__(self) -> None:
-        self.open = 0
-        for name in _COUNTERS:
-            setattr(self, name, 0)
-        self.hist = Histogram()
-        self.connect_hist = Histogram()
-        self.received_from: dict[int, int] = {}
-        self.fail_reasons: dict[str, int] = {}
-        self.disconnect_reasons: dict[str, int] = {}
-        self.sources: dict[str, int] = {}
-        self._last = dict.fromkeys(_COUNTERS, 0)
-
-    # The counters by name, for type checkers and readers.
-    attempted: int
-    connected: int
-    failed: int
-    disconnected: int
-    sent: int
-    acked: int
-    pub_errors: int
-    received: int
-    duplicates: int
-    gaps: int
-    foreign: int
-
-    def note_closed(self, client: BenchClient, reason: str) -> None:
-        if not client.established:
-            return
-        self.open -= 1
-        if not client.finishing:
-            self.disconnected += 1
-            self.disconnect_reasons[reason] = self.disconnect_reasons.get(reason, 0) + 1
-
-    def note_failure(self, reason: str) -> None:
-        self.failed += 1
-        self.fail_reasons[reason] = self.fail_reasons.get(reason, 0) + 1
-
-    def delta(self) -> dict[str, Any]:
-        """Counter changes since the last call, with the latencies recorded meanwhile."""
-        out: dict[str, Any] = {"open": self.open}
-        for name in _COUNTERS:
-            value = getattr(self, name)
-            out[name] = value - self._last[name]
-            self._last[name] = value
-        out["hist"] = self.hist.to_state()
-        out["connect_hist"] = self.connect_hist.to_state()
-        self.hist = Histogram()
-        self.connect_hist = Histogram()
-        return out
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectError):
         return exc.reason

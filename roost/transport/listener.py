@@ -1,4 +1,5 @@
-"""Listeners: what each one shares among its connections, and starting them."""
+"""Listeners: what each one shares among its connections (``tcp.start_listener`` binds
+one)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 
 from roost.config import ListenerConfig
 from roost.engine.engine import Engine
-from roost.transport.tcp import Flusher, MqttConnection
+from roost.transport.flush import Flusher
 from roost.transport.tls import ContextHolder
 
 log = logging.getLogger("roost.transport")
@@ -80,13 +81,3 @@ class ListenerState:
             self._burst_timer.cancel()
             self._burst_timer = None
 
-
-async def start_listener(state: ListenerState, backlog: int = 4096) -> asyncio.Server:
-    """Bind and serve ``state``'s listener."""
-    loop = asyncio.get_running_loop()
-
-    def factory() -> MqttConnection:
-        return MqttConnection(state)
-
-    return await loop.create_server(factory, state.config.bind, state.config.port,
-                                    backlog=backlog, reuse_address=True)

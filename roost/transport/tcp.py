@@ -6,8 +6,7 @@ TLS, and WebSocket framing. Bytes that come out of the top go to the engine's ch
 and the channel's output goes down through the same layers. No task runs per connection.
 
 Every packet a channel writes during one turn of the event loop is collected and sent
-with a single write, so a publish that fans out to many subscribers costs one system
-call per subscriber rather than one per packet.
+with a single write (see ``flush.py``).
 """
 
 from __future__ import annotations
@@ -18,16 +17,13 @@ import ipaddress
 import logging
 import struct
 import termios
-from typing import TYPE_CHECKING
 
 from roost.config import format_host_port
 from roost.engine.channel import Channel
 from roost.transport import proxy
+from roost.transport.listener import ListenerState
 from roost.transport.tls import TlsLayer, certificate_identity
 from roost.transport.ws import WsLayer
-
-if TYPE_CHECKING:
-    from roost.transport.listener import ListenerState
 
 log = logging.getLogger("roost.transport")
 
@@ -44,27 +40,6 @@ HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
 HOLD_LIMIT = 1.0
 _OUTQ = struct.Struct("i")
-
-
-class Flusher:
-    """Collects connections with pending output and flushes them at the end of a turn."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._dirty: list[MqttConnection] = []
-        self._scheduled = False
-
-    def mark(self, conn: MqttConnection) -> None:
-        self._dirty.append(conn)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
-            conn.flush()
 
 
 class MqttConnection(asyncio.Protocol):
@@ -437,3 +412,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+async def start_listener(state: ListenerState, backlog: int = 4096) -> asyncio.Server:
+    """Bind and serve ``state``'s listener: one ``MqttConnection`` per accepted socket."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> MqttConnection:
+        return MqttConnection(state)
+
+    return await loop.create_server(factory, state.config.bind, state.config.port,
+                                    backlog=backlog, reuse_address=True)
