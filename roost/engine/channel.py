@@ -1,10 +1,14 @@
 """One client connection: the MQTT protocol state machine between a Link and the engine.
 
-Bytes come in through ``data_received``; packets go out through the link. CONNECT and
-SUBSCRIBE/UNSUBSCRIBE are handled in ``handle_connect.py`` and ``handle_subscribe.py``;
-PUBLISH and its acknowledgements, keepalive and closing live here. Every
-protocol violation ends in ``_fail``, the one place that turns an error into a
-DISCONNECT reason code (5.0) or a plain close (3.x).
+Bytes come in through ``data_received``; packets go out through the link. This module
+holds the connection's states, the dispatch of packets to their handlers, keepalive and
+closing. The handlers live beside it, written against the narrow ``Connection``
+protocol: CONNECT in ``handle_connect.py``, SUBSCRIBE/UNSUBSCRIBE in
+``handle_subscribe.py``, PUBLISH and its acknowledgements in ``handle_publish.py``;
+outbound PUBLISH encoding is in ``outbound.py``. Every protocol violation ends in
+``_fail``, the one place that turns an error into a DISCONNECT reason code (5.0) or a
+plain close (3.x); refusals that do not end the connection are answered through
+``outcomes.py``.
 """
 
 from __future__ import annotations
@@ -14,23 +18,18 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from roost.engine import handle_publish, outbound
 from roost.engine.clock import Timer
+from roost.engine.connection import UNLIMITED_PACKET
 from roost.engine.engine import Engine
-from roost.engine.handle_connect import NEVER_EXPIRES, UNLIMITED_PACKET, handle_connect
+from roost.engine.handle_connect import NEVER_EXPIRES, handle_connect
 from roost.engine.handle_subscribe import handle_subscribe, handle_unsubscribe
-from roost.engine.hooks import AccessEvent, Action, Decision, authorize
-from roost.engine.limits import (
-    LimitExceeded,
-    topic_over_limit,
-    user_properties_over_limit,
-)
+from roost.engine.limits import LimitExceeded, user_properties_over_limit
 from roost.engine.link import Link
-from roost.engine.message import Message
-from roost.engine.reserved import client_may_publish
-from roost.engine.session import Delivery, Session
-from roost.mqtt.conformance import check_publish, is_utf8
+from roost.engine.outcomes import Outcome, answer
+from roost.engine.session import Session
 from roost.mqtt.decoder import Decoder
-from roost.mqtt.encoder import encode, publish_template
+from roost.mqtt.encoder import encode
 from roost.mqtt.errors import PacketTooLarge, ProtocolViolation, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
     Auth,
@@ -40,19 +39,14 @@ from roost.mqtt.packets import (
     Packet,
     PacketType,
     Pingresp,
-    Puback,
-    Pubcomp,
     Publish,
-    Pubrec,
     Pubrel,
     Will,
 )
-from roost.mqtt.properties import NO_PROPERTIES, Properties
+from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
-from roost.mqtt.topics import is_valid_topic_name
 
 log = logging.getLogger("roost.connection")
-
 
 
 class State(Enum):
@@ -275,81 +269,8 @@ class Channel:
     def send_window(self) -> int:
         return min(self.client_receive_maximum, self.settings.max_inflight)
 
-    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
-        message = delivery.message
-        stats = self.engine.stats
-        link = self.link
-        # Only a message with an expiry needs the clock (once per receiver otherwise).
-        now = 0.0 if message.expires_at is None else self.engine.clock.monotonic()
-        if message.expires_at is not None and message.expired(now):
-            stats.dropped_expired += 1
-            return False
-        if delivery.qos == 0 and link.buffered() > self.settings.max_output_buffer:
-            stats.dropped_slow_consumer += 1
-            return False
-        level = self.level
-        simple = level < 5 or (not delivery.subscription_ids and message.expires_at is None
-                               and not self.client_alias_maximum)
-        if simple and packet_id is None:
-            key = (level, delivery.retain)
-            data = message.encoded.get(key)
-            if data is None:
-                data = encode(Publish(message.topic, message.payload, 0, delivery.retain,
-                                      False, None, message.properties), level)
-                message.encoded[key] = data
-        elif simple and packet_id is not None:
-            templates = message.templates
-            if templates is None:
-                templates = message.templates = {}
-            tkey = (level, delivery.retain, delivery.qos, dup)
-            template = templates.get(tkey)
-            if template is None:
-                template = templates[tkey] = publish_template(Publish(
-                    message.topic, message.payload, delivery.qos, delivery.retain, dup,
-                    None, message.properties), level)
-            data = template[0] + packet_id.to_bytes(2, "big") + template[1]
-        else:
-            data = self._encode_publish(delivery, packet_id, dup, now)
-        if len(data) > self.client_max_packet:
-            stats.dropped_too_large += 1
-            return False
-        stats.messages_sent += 1
-        stats.sent_by_qos[delivery.qos] += 1
-        stats.bytes_sent += len(data)
-        link.write(data)
-        if link.congested:
-            publisher = self.engine.publishing
-            if publisher is not None and publisher is not link:
-                link.hold(publisher)
-        return True
-
-    def _encode_publish(self, delivery: Delivery, packet_id: int | None, dup: bool,
-                        now: float) -> bytes:
-        message = delivery.message
-        topic = message.topic
-        props = message.properties
-        if self.level == 5:
-            props = props.copy()
-            props.subscription_identifiers = delivery.subscription_ids
-            remaining = message.remaining_expiry(now)
-            if remaining is not None:
-                props.message_expiry_interval = remaining
-            if self.client_alias_maximum:
-                if self.alias_out is None:
-                    self.alias_out = {}
-                alias = self.alias_out.get(topic)
-                if alias is not None:
-                    props.topic_alias = alias
-                    topic = ""
-                elif len(self.alias_out) < self.client_alias_maximum:
-                    props.topic_alias = self.alias_out[topic] = len(self.alias_out) + 1
-        data = encode(Publish(topic, message.payload, delivery.qos, delivery.retain, dup,
-                              packet_id, props), self.level)
-        # Too large to send: forget an alias we just assigned, as nothing was sent.
-        if (len(data) > self.client_max_packet and topic and props.topic_alias is not None
-                and self.alias_out and self.alias_out.get(topic) == len(self.alias_out)):
-            del self.alias_out[topic]
-        return data
+    # The session's Outlet method, one call deep on the hot path (roost/engine/outbound.py).
+    send_delivery = outbound.send_delivery
 
     def send_pubrel(self, packet_id: int) -> None:
         self.send(Pubrel(packet_id))
@@ -367,160 +288,16 @@ class Channel:
         if keepalive:
             self._timer = self.engine.wheel.call_later(keepalive * 1.5, self._keepalive_check)
 
-    # -- PUBLISH and its acknowledgements -----------------------------------------
+    # -- PUBLISH and its acknowledgements (roost/engine/handle_publish.py) -----------
 
-    def _on_publish(self, p: Publish) -> None:
-        settings = self.settings
-        engine = self.engine
-        qos = p.qos
-        if qos > settings.maximum_qos:
-            raise ProtocolViolation(f"QoS {qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
-        if p.retain and not settings.retain_available:
-            raise ProtocolViolation("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
-        props = p.properties
-        topic = p.topic
-        if props is not NO_PROPERTIES or not topic:
-            topic = self._publish_properties(p)
-        if topic not in engine.valid_topics:
-            self._check_topic_name(topic)
-        if qos == 2:
-            session = self.session_or_fail()
-            if p.packet_id in session.awaiting_pubrel:
-                # A resend of a QoS 2 message we already have: acknowledge, never route
-                # it twice.
-                self.send(Pubrec(p.packet_id))
-                return
-            if len(session.awaiting_pubrel) >= settings.receive_maximum:
-                # Checked before routing: the PUBLISH beyond the limit must not be
-                # delivered.
-                raise LimitExceeded("receive_maximum", "more QoS 2 messages awaiting "
-                                    f"PUBREL than {settings.receive_maximum}",
-                                    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
-        reason = ReasonCode.SUCCESS
-        if props.payload_format_indicator == 1 and not is_utf8(p.payload):
-            reason = ReasonCode.PAYLOAD_FORMAT_INVALID
-        elif topic[0] == "$" and not client_may_publish(topic, self.client_id,
-                                                         settings.allow_dollar_topics):
-            reason = ReasonCode.NOT_AUTHORIZED
-            self.breach_once("reserved_topic", f"publish to {topic!r} refused: topics "
-                             "under $SYS belong to the broker")
-        elif engine.authorizers and authorize(engine.authorizers, AccessEvent(
-                self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
-            reason = ReasonCode.NOT_AUTHORIZED
-            log.info("publish by %s to %r denied", self.client_id, topic)
-        stats = engine.stats
-        stats.messages_received += 1
-        stats.received_by_qos[qos] += 1
-        if qos and not engine.store.healthy:
-            # The store cannot take durable work now: refuse rather than acknowledge.
-            stats.dropped_store_failure += 1
-            if self.level < 5:
-                self.close("store unavailable")
-                return
-            reason = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
-        if reason is ReasonCode.SUCCESS:
-            # Only a message with an expiry needs the clock.
-            now = engine.clock.monotonic() if props.message_expiry_interval else 0.0
-            message = Message.from_publish(p, topic, self.client_id, now, self.level)
-            if engine.publish(message) == 0 and self.level == 5:
-                reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
-        if p.qos == 0:
-            return
-        packet_id = p.packet_id
-        assert packet_id is not None
-        if self.level < 5 and reason.is_error:
-            # 3.x cannot refuse a PUBLISH; for a denied one, acknowledge as Mosquitto does.
-            reason = ReasonCode.SUCCESS
-        if p.qos == 1:
-            ack: Packet = Puback(packet_id, reason, NO_PROPERTIES)
-        else:
-            session = self.session_or_fail()
-            if not reason.is_error:
-                session.await_pubrel(packet_id)
-            ack = Pubrec(packet_id, reason, NO_PROPERTIES)
-        engine.store.commit(lambda ok: self._acknowledge(ack, ok))
-
-    def _publish_properties(self, p: Publish) -> str:
-        """Check a PUBLISH's properties and the rules spanning its fields; return its
-        topic (resolving a Topic Alias)."""
-        check_publish(p)
-        settings = self.settings
-        props = p.properties
-        if props.user_properties:
-            over = user_properties_over_limit(settings, props)
-            if over is not None:
-                raise LimitExceeded("max_user_properties", over, ReasonCode.QUOTA_EXCEEDED)
-        topic = p.topic
-        alias = props.topic_alias
-        if alias is not None:
-            if alias == 0 or alias > settings.topic_alias_maximum:
-                raise ProtocolViolation(f"topic alias {alias} out of range",
-                                        ReasonCode.TOPIC_ALIAS_INVALID)
-            if self.alias_in is None:
-                self.alias_in = {}
-            if topic:
-                self.alias_in[alias] = topic
-            else:
-                known = self.alias_in.get(alias)
-                if known is None:
-                    raise ProtocolViolation(f"unknown topic alias {alias}")
-                topic = known
-        return topic
-
-    def _check_topic_name(self, topic: str) -> None:
-        """Raise if ``topic`` may not be published to; remember it if it may."""
-        if not is_valid_topic_name(topic):
-            raise ProtocolViolation(f"invalid topic name {topic!r}",
-                                    ReasonCode.TOPIC_NAME_INVALID)
-        over = topic_over_limit(self.settings, topic)
-        if over is not None:
-            # Well-formed but not accepted here: 0x90 (5.0 3.3.2.2); 3.x can only close.
-            raise LimitExceeded(*over, ReasonCode.TOPIC_NAME_INVALID)
-        self.engine.topic_checked(topic)
-
-    def _acknowledge(self, ack: Any, committed: bool) -> None:
-        if self.state is not State.CONNECTED:
-            return
-        if not committed:
-            if self.level < 5:
-                self.close("store failure")
-                return
-            if (isinstance(ack, Pubrec) and not ack.reason_code.is_error
-                    and self.session is not None):
-                # An error PUBREC ends the flow (4.3.3): the client may reuse the packet
-                # id at once, and that new message must not be taken for a resend.
-                self.session.pubrel_done(ack.packet_id)
-            ack.reason_code = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
-        self.send(ack)
+    _on_publish = handle_publish.on_publish
 
     def session_or_fail(self) -> Session:
         if self.session is None:
             raise ProtocolViolation("no session")
         return self.session
 
-    def _on_puback(self, p: Puback) -> None:
-        self.session_or_fail().acknowledged(p.packet_id, 1)
-
-    def _on_pubrec(self, p: Pubrec) -> None:
-        if self.session_or_fail().received(p.packet_id, p.reason_code.is_error):
-            if not p.reason_code.is_error:
-                # Once PUBREL is out the PUBLISH must never be sent again (4.3.3), not
-                # even after a crash: the "pubrel" state must be on disk first.
-                self._send_when_stored(Pubrel(p.packet_id))
-        elif not p.reason_code.is_error:
-            self._send_when_stored(Pubrel(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
-
-    def _on_pubrel(self, p: Pubrel) -> None:
-        session = self.session_or_fail()
-        if p.packet_id in session.awaiting_pubrel:
-            session.pubrel_done(p.packet_id)
-            # PUBCOMP frees the packet id for a new message; were the broker to forget
-            # that in a crash, the new message would be taken for a resend and dropped.
-            self._send_when_stored(Pubcomp(p.packet_id))
-        else:
-            self._send_when_stored(Pubcomp(p.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
-
-    def _send_when_stored(self, packet: Packet) -> None:
+    def send_when_stored(self, packet: Packet) -> None:
         """Send once the session's changes so far are durable (at once for a session
         that is not stored); all such packets keep their order."""
         session = self.session
@@ -533,14 +310,10 @@ class Channel:
         if self.state is not State.CONNECTED or self.session is not session:
             return
         if not committed:
-            # Neither PUBREL nor PUBCOMP can say "not stored": end the connection, the
-            # client resends on reconnect.
-            self.disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "store failure")
+            refusal = answer(Outcome.STORE_FAILURE, packet.type, self.level)
+            self.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
             return
         self.send(packet)
-
-    def _on_pubcomp(self, p: Pubcomp) -> None:
-        self.session_or_fail().acknowledged(p.packet_id, 2)
 
     # -- The rest -----------------------------------------------------------------
 
@@ -562,10 +335,10 @@ class Channel:
         raise ProtocolViolation("AUTH without an authentication method")
 
     _handlers: dict[int, Callable[[Channel, Any], None]] = {
-        PacketType.PUBACK: _on_puback,
-        PacketType.PUBREC: _on_pubrec,
-        PacketType.PUBREL: _on_pubrel,
-        PacketType.PUBCOMP: _on_pubcomp,
+        PacketType.PUBACK: handle_publish.on_puback,
+        PacketType.PUBREC: handle_publish.on_pubrec,
+        PacketType.PUBREL: handle_publish.on_pubrel,
+        PacketType.PUBCOMP: handle_publish.on_pubcomp,
         PacketType.SUBSCRIBE: handle_subscribe,
         PacketType.UNSUBSCRIBE: handle_unsubscribe,
         PacketType.PINGREQ: _on_pingreq,

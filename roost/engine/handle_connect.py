@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
+from roost.engine.connection import UNLIMITED_PACKET, Connection
 from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
 from roost.engine.limits import topic_over_limit, user_properties_over_limit
 from roost.engine.reserved import client_may_publish
@@ -17,16 +17,12 @@ from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
 from roost.mqtt.topics import is_valid_topic_name, utf8_longer_than
 
-if TYPE_CHECKING:
-    from roost.engine.channel import Channel
-
 log = logging.getLogger("roost.connection")
 
 NEVER_EXPIRES = 0xFFFFFFFF
-UNLIMITED_PACKET = 268_435_460
 
 
-def refuse(channel: Channel, reason: ReasonCode, why: str) -> None:
+def refuse(channel: Connection, reason: ReasonCode, why: str) -> None:
     """Answer CONNECT with a refusal and close."""
     channel.engine.stats.auth_failures += reason in (
         ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
@@ -38,7 +34,7 @@ def refuse(channel: Channel, reason: ReasonCode, why: str) -> None:
     channel.close(why)
 
 
-def handle_connect(channel: Channel, p: Connect) -> None:
+def handle_connect(channel: Connection, p: Connect) -> None:
     """CONNECT (3.1): validate, authenticate, take over or open the session, CONNACK."""
     channel.level = p.protocol_level
     settings = channel.settings

@@ -4,22 +4,19 @@ retained messages by retain handling."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from roost.engine.connection import Connection
 from roost.engine.hooks import AccessEvent, Action, Decision, authorize
 from roost.engine.limits import topic_over_limit
+from roost.engine.outcomes import Outcome, answer
 from roost.engine.session import Session
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.errors import ProtocolViolation
-from roost.mqtt.packets import Suback, Subscribe, Unsuback, Unsubscribe
+from roost.mqtt.packets import PacketType, Suback, Subscribe, Unsuback, Unsubscribe
 from roost.mqtt.reason_codes import ReasonCode
 from roost.mqtt.topics import is_valid_topic_filter, parse_shared
 
-if TYPE_CHECKING:
-    from roost.engine.channel import Channel
 
-
-def handle_subscribe(channel: Channel, p: Subscribe) -> None:
+def handle_subscribe(channel: Connection, p: Subscribe) -> None:
     """SUBSCRIBE (3.8): one reason code per filter; retained messages after the SUBACK."""
     session = channel.session_or_fail()
     engine = channel.engine
@@ -74,15 +71,16 @@ def handle_subscribe(channel: Channel, p: Subscribe) -> None:
         engine.store.commit(lambda ok: _subscribed(channel, session, suback, granted, ok))
 
 
-def _subscribed(channel: Channel, session: Session, suback: Suback,
+def _subscribed(channel: Connection, session: Session, suback: Suback,
                 granted: list[tuple[Subscription, bool]], committed: bool) -> None:
     if channel.closed or channel.session is not session:
         return
     if not committed:
-        if channel.level < 5:
-            channel.close("store failure")
+        refusal = answer(Outcome.STORE_FAILURE, PacketType.SUBACK, channel.level)
+        if refusal.end:
+            channel.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
             return
-        suback.reason_codes = [c if c.is_error else ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
+        suback.reason_codes = [c if c.is_error else refusal.code
                                for c in suback.reason_codes]
         channel.send(suback)
         return
@@ -98,7 +96,7 @@ def _subscribed(channel: Channel, session: Session, suback: Suback,
             session.deliver_retained(message, sub)
 
 
-def handle_unsubscribe(channel: Channel, p: Unsubscribe) -> None:
+def handle_unsubscribe(channel: Connection, p: Unsubscribe) -> None:
     """UNSUBSCRIBE (3.10)."""
     session = channel.session_or_fail()
     codes = []
