@@ -34,14 +34,6 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
                     "roost.app"),
 }
 
-# Cycles allowed for now, each as the set of its modules. Temporary: the split of
-# roost/engine/channel.py removes this one, and this set is then emptied.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"roost.engine.channel", "roost.engine.handle_connect",
-               "roost.engine.handle_subscribe"}),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Module:
     name: str
@@ -234,7 +226,5 @@ def test_imports_point_downward_only() -> None:
     assert found == []
 
 
-def test_no_import_cycles_beyond_the_known_ones() -> None:
-    found = cycles(import_graph(roost_modules()))
-    assert found - KNOWN_CYCLES == set(), "new import cycles"
-    assert KNOWN_CYCLES - found == set(), "no longer cycles: remove them from KNOWN_CYCLES"
+def test_no_import_cycles() -> None:
+    assert cycles(import_graph(roost_modules())) == set()
