@@ -51,8 +51,16 @@ log = logging.getLogger("roost.connection")
 
 class State(Enum):
     AWAIT_CONNECT = 1
-    CONNECTED = 2
-    CLOSED = 3
+    # CONNECT received and being authenticated and opened (the session directory's
+    # answer is awaited); what the client sends meanwhile is held until the CONNACK.
+    CONNECTING = 2
+    CONNECTED = 3
+    CLOSED = 4
+
+
+# Bytes a client may send between its CONNECT and our CONNACK (MQTT 5 lets it pipeline);
+# more closes the connection. Beside max_packet_size, which bounds a single packet.
+HELD_INPUT_LIMIT = 1_048_576
 
 
 class Channel:
@@ -63,7 +71,7 @@ class Channel:
                  "username", "session", "will", "keepalive", "last_received",
                  "client_receive_maximum", "client_max_packet", "client_alias_maximum",
                  "alias_out", "alias_in", "disconnect_reason", "_logged_limits", "_timer",
-                 "connected_at")
+                 "connected_at", "_held", "_held_bytes")
 
     def __init__(self, engine: Engine, link: Link) -> None:
         self.engine = engine
@@ -93,6 +101,10 @@ class Channel:
         engine.stats.connections_total += 1
         # Wall-clock time the connection was accepted (for the admin API).
         self.connected_at = engine.clock.wall()
+        # While CONNECTING: packets (and a violation that ends them) held for after the
+        # CONNACK, and the bytes they came in.
+        self._held: list[Packet | ProtocolViolation] | None = None
+        self._held_bytes = 0
 
     # -- Input -------------------------------------------------------------------
 
@@ -108,28 +120,31 @@ class Channel:
 
     def _receive(self, data: bytes) -> None:
         self.engine.stats.bytes_received += len(data)
-        if (self.state is State.AWAIT_CONNECT and not self.decoder.buffered
-                and data[0] != 0x10):
+        state = self.state
+        if state is State.AWAIT_CONNECT and not self.decoder.buffered and data[0] != 0x10:
             # Whatever this is (HTTP, TLS, noise), it is not a CONNECT: close now rather
             # than wait for the body it seems to declare.
             self._fail(ProtocolViolation(f"first packet is not CONNECT (byte 0x{data[0]:02x})"))
             return
+        violation = None
         try:
             packets = self.decoder.feed(data)
         except ProtocolViolation as exc:
-            for packet in exc.preceding:
-                self._handle_safely(packet)  # type: ignore[arg-type]
-                if self.closed:
-                    return
-            self._fail(exc)
-            return
+            packets = exc.preceding  # type: ignore[assignment]
+            violation = exc
         if packets:
             # Keepalive counts whole control packets (3.1.2.10), so a peer trickling
             # the bytes of a packet it never finishes still times out.
             self.last_received = self.engine.clock.monotonic()
+        if state is not State.CONNECTED or violation is not None:
+            if state is State.CONNECTING:
+                self._hold(packets, violation, len(data))
+            else:
+                self._dispatch(packets, violation)
+            return
         for packet in packets:
             try:
-                if type(packet) is Publish and self.state is State.CONNECTED:
+                if type(packet) is Publish:
                     self._on_publish(packet)  # the hot path, one call deep
                 else:
                     self._handle(packet)
@@ -138,15 +153,60 @@ class Channel:
             if self.state is State.CLOSED:
                 return
 
+    def _dispatch(self, packets: list[Packet], violation: ProtocolViolation | None) -> None:
+        """Handle ``packets`` in order, then ``violation``; the ones that follow a
+        CONNECT still being answered are held for after its CONNACK."""
+        for i, packet in enumerate(packets):
+            if self.state is State.CONNECTING:
+                self._hold(packets[i:], violation, 0)
+                return
+            try:
+                self._handle(packet)
+            except ProtocolViolation as exc:
+                self._fail(exc)
+            if self.state is State.CLOSED:
+                return
+        if violation is None:
+            return
+        if self.state is State.CONNECTING:
+            self._hold([], violation, 0)
+        else:
+            self._fail(violation)
+
+    def _hold(self, packets: list[Packet], violation: ProtocolViolation | None,
+              size: int) -> None:
+        held = self._held
+        assert held is not None
+        held.extend(packets)
+        if violation is not None:
+            held.append(violation)
+        self._held_bytes += size
+        if self._held_bytes > HELD_INPUT_LIMIT:
+            self.close(self.breach("held_input", f"more than {HELD_INPUT_LIMIT} bytes "
+                                   "sent before the CONNACK"))
+
+    def hold_input(self) -> None:
+        """CONNECT taken: until ``release_input``, hold what the client sends."""
+        self.state = State.CONNECTING
+        self._held = []
+
+    def release_input(self) -> None:
+        """CONNACK sent: handle, in order, what the client sent since its CONNECT."""
+        held, self._held = self._held, None
+        self._held_bytes = 0
+        if not held:
+            return
+        engine = self.engine
+        previous, engine.publishing = engine.publishing, self.link
+        try:
+            violation = held.pop() if isinstance(held[-1], ProtocolViolation) else None
+            self._dispatch(held, violation)  # type: ignore[arg-type]
+        finally:
+            engine.publishing = previous
+
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
-
-    def _handle_safely(self, packet: Packet) -> None:
-        try:
-            self._handle(packet)
-        except ProtocolViolation as exc:
-            self._fail(exc)
 
     def _handle(self, packet: Packet) -> None:
         if self.state is State.AWAIT_CONNECT:
@@ -179,7 +239,7 @@ class Channel:
             self.engine.stats.protocol_errors += 1
             text = str(exc)
         log.info("closing %s (%s): %s", self.client_id or "-", self.link.peer, text)
-        if self.state is State.AWAIT_CONNECT:
+        if self.state in (State.AWAIT_CONNECT, State.CONNECTING):
             if isinstance(exc, UnsupportedProtocolVersion):
                 # The client's level is unknown, so answer in the 3.1.1 format (3.1.2.2).
                 self.link.write(encode(Connack(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION), 4))
@@ -235,14 +295,17 @@ class Channel:
                      extra={"event": "disconnect", "client_id": self.client_id,
                             "peer": self.link.peer, "listener": self.link.listener,
                             "protocol_level": self.level, "reason": reason})
-            self.engine.sessions.closed(session, self.will)
+            self.engine.directory.closed(session, self.will)
         self.will = None
+        self._held = None
 
     def _connect_timed_out(self) -> None:
         self._timer = None
-        if self.state is State.AWAIT_CONNECT:
+        if self.state in (State.AWAIT_CONNECT, State.CONNECTING):
+            what = "CONNECT" if self.state is State.AWAIT_CONNECT else "CONNACK (CONNECT " \
+                "still being authenticated or its session opened)"
             why = self.breach("connect_timeout",
-                               f"no CONNECT within {self.settings.connect_timeout:g} s")
+                              f"no {what} within {self.settings.connect_timeout:g} s")
             log.info("closing - (%s): %s", self.link.peer, why)
             self.close(why)
 

@@ -72,6 +72,14 @@ class Connection(Outlet, Protocol):
         """CONNECT accepted: hold ``session``, arm the keepalive (seconds, 0 = none)."""
         ...
 
+    def hold_input(self) -> None:
+        """CONNECT taken (phase one): hold what the client sends until the CONNACK."""
+        ...
+
+    def release_input(self) -> None:
+        """CONNACK sent: handle, in order, what the client sent since its CONNECT."""
+        ...
+
     def send_when_stored(self, packet: Packet) -> None:
         """Send ``packet`` once the session's changes so far are durable."""
         ...

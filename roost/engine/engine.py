@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from roost.engine.clock import Clock
+from roost.engine.directory import LocalSessionDirectory, SessionDirectory
 from roost.engine.hooks import AccessEvent, Action, Authenticator, Authorizer, Decision, authorize
 from roost.engine.link import Link
 from roost.engine.message import Message
@@ -45,6 +46,8 @@ class Engine:
         self.wheel = TimerWheel(clock)
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
                                         self.publish, self.store, self.converter)
+        # Where a CONNECT finds its session; a cluster replaces it with its own.
+        self.directory: SessionDirectory = LocalSessionDirectory(self.sessions)
         self.authenticators = list(authenticators)
         # The link whose input is being handled now: the publisher of what is routed.
         self.publishing: Link | None = None

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from roost.engine.connection import UNLIMITED_PACKET, Connection
-from roost.engine.hooks import AccessEvent, Action, ConnectEvent, Decision, authorize, run_chain
+from roost.engine.directory import Opened
+from roost.engine.hooks import (
+    AccessEvent,
+    Action,
+    ConnectEvent,
+    Decision,
+    authorize,
+    run_chain_deferred,
+)
 from roost.engine.limits import topic_over_limit, user_properties_over_limit
 from roost.engine.reserved import client_may_publish
 from roost.mqtt.conformance import check_connect
@@ -103,17 +112,42 @@ def handle_connect(channel: Connection, p: Connect) -> None:
         p.username = identity
     event = ConnectEvent(channel.client_id, p.username, p.password, channel.link.peer,
                          channel.link.listener, channel.level, identity)
-    if run_chain(channel.engine.authenticators, event) is not Decision.ALLOW:
+    # Phase two: authentication and the session directory may answer later; whatever
+    # the client pipelines meanwhile waits for the CONNACK.
+    accepted = _Accepted(p, assigned, keepalive, server_keep_alive)
+    channel.hold_input()
+    run_chain_deferred(channel.engine.authenticators, event,
+                       lambda decision: _authenticated(channel, accepted, decision))
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """What phase one of a CONNECT decided, for the phases that answer later."""
+
+    connect: Connect
+    # The client identifier Roost assigned (5.0, empty client id), or None.
+    assigned: str | None
+    # Seconds, after max_keepalive; server_keep_alive is set when 5.0 must be told.
+    keepalive: int
+    server_keep_alive: int | None
+
+
+def _authenticated(channel: Connection, accepted: _Accepted, decision: Decision) -> None:
+    if channel.closed:
+        return
+    p = accepted.connect
+    if decision is not Decision.ALLOW:
         # Credentials that failed (a password or a JWT) are "bad user name or
         # password"; no credentials at all on a closed listener is "not authorized".
         reason = (ReasonCode.NOT_AUTHORIZED if p.username is None and p.password is None
                   else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         return refuse(channel, reason, "authentication failed")
     channel.username = p.username
+    will = p.will
     if will is not None and authorize(channel.engine.authorizers, AccessEvent(
             channel.client_id, channel.username, Action.PUBLISH, will.topic)) is Decision.DENY:
         return refuse(channel, ReasonCode.NOT_AUTHORIZED, f"will topic {will.topic!r} denied")
-
+    props = p.properties
     if channel.level == 5:
         expiry = props.session_expiry_interval or 0
         session_expiry: int | None = None if expiry == NEVER_EXPIRES else expiry
@@ -121,21 +155,32 @@ def handle_connect(channel: Connection, p: Connect) -> None:
         channel.client_max_packet = props.maximum_packet_size or UNLIMITED_PACKET
         channel.client_alias_maximum = props.topic_alias_maximum or 0
     else:
-        session_expiry = 0 if p.clean_start else settings.persistent_session_expiry
+        session_expiry = (0 if p.clean_start
+                          else channel.settings.persistent_session_expiry)
+    channel.engine.directory.open(channel.client_id, p.clean_start, session_expiry, channel,
+                                  lambda opened: _opened(channel, accepted, opened))
 
-    # Take over from a connection still using this client id (3.1.4-3).
-    existing = channel.engine.sessions.get(channel.client_id)
-    if existing is not None and existing.outlet is not None:
-        existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
-    session, present = channel.engine.sessions.open(channel.client_id, p.clean_start,
-                                                 session_expiry)
+
+def _opened(channel: Connection, accepted: _Accepted, opened: Opened) -> None:
+    """The directory answered: send the CONNACK, then what the client sent meanwhile."""
+    session = opened.session
+    if channel.closed:
+        if session is not None:
+            # Gone before its CONNACK: the CONNECT was never accepted, so no will.
+            channel.engine.directory.closed(session, None)
+        return
+    if opened.refusal is not None or session is None:
+        return refuse(channel, opened.refusal or ReasonCode.SERVER_UNAVAILABLE,
+                      "session directory refused")
+    p = accepted.connect
+    settings = channel.settings
+    props = p.properties
     channel.engine.identify(session, channel.username)
-    channel.enter_connected(session, will, keepalive)
-
+    channel.enter_connected(session, p.will, accepted.keepalive)
     ack = Properties()
     if channel.level == 5:
-        ack.assigned_client_identifier = assigned
-        ack.server_keep_alive = server_keep_alive
+        ack.assigned_client_identifier = accepted.assigned
+        ack.server_keep_alive = accepted.server_keep_alive
         if settings.receive_maximum < 65535:
             ack.receive_maximum = settings.receive_maximum
         if settings.maximum_qos < 2:
@@ -149,6 +194,7 @@ def handle_connect(channel: Connection, p: Connect) -> None:
                 c in channel.client_id for c in "+#"):
             ack.response_information = (
                 f"{settings.response_information_prefix}/{channel.client_id}")
+    present = opened.present
     channel.send(Connack(ReasonCode.SUCCESS, present, ack))
     log.info("connected %s (%s) level %d%s", channel.client_id, channel.link.peer, channel.level,
              " resumed" if present else "",
@@ -158,3 +204,4 @@ def handle_connect(channel: Connection, p: Connect) -> None:
                     "clean_start": p.clean_start, "resumed": present})
     session.outlet = channel
     session.resume()
+    channel.release_input()

@@ -6,9 +6,10 @@ decides. If every hook abstains, the chain's default applies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Protocol
 
 
@@ -32,6 +33,16 @@ class ConnectEvent:
 
 class Authenticator(Protocol):
     def authenticate(self, event: ConnectEvent) -> Decision: ...
+
+
+class DeferredAuthenticator(Protocol):
+    """An authenticator whose answer may need I/O (a registry lookup, a password hash
+    computed off the event loop): it calls ``done`` with its decision exactly once,
+    possibly later, on the event loop's thread. ``run_chain_deferred`` prefers this
+    method when a hook has it."""
+
+    def authenticate_deferred(self, event: ConnectEvent,
+                              done: Callable[[Decision], None]) -> None: ...
 
 
 class Action(Enum):
@@ -84,6 +95,35 @@ def run_chain(hooks: Sequence[Authenticator], event: ConnectEvent,
         if answer is not Decision.ABSTAIN:
             return answer
     return default
+
+
+def run_chain_deferred(hooks: Sequence[Authenticator | DeferredAuthenticator],
+                       event: ConnectEvent, done: Callable[[Decision], None],
+                       default: Decision = Decision.DENY) -> None:
+    """Run the authentication chain as ``run_chain`` does, calling ``done`` with the
+    decision once: at once if every hook answers at once, later if one defers."""
+
+    def step(i: int) -> None:
+        while i < len(hooks):
+            hook = hooks[i]
+            i += 1
+            deferred = getattr(hook, "authenticate_deferred", None)
+            if deferred is not None:
+                deferred(event, partial(answered, resume_at=i))
+                return
+            answer = hook.authenticate(event)  # type: ignore[union-attr]
+            if answer is not Decision.ABSTAIN:
+                done(answer)
+                return
+        done(default)
+
+    def answered(answer: Decision, resume_at: int) -> None:
+        if answer is Decision.ABSTAIN:
+            step(resume_at)
+        else:
+            done(answer)
+
+    step(0)
 
 
 def authorize(hooks: Sequence[Authorizer], event: AccessEvent,

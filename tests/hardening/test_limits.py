@@ -127,7 +127,10 @@ def test_keepalive_above_maximum(client, level, bystander, broker):
         assert ack.reason_code == ReasonCode.SUCCESS
         assert ack.properties.server_keep_alive == 100
     else:
-        assert read_until_closed(c) == b"\x20\x02\x00\x02"  # identifier rejected
+        # Accepted, the maximum being the server's idle limit; the breach is logged with
+        # its cause (3.1.1 has no return code for it; Mosquitto says "identifier
+        # rejected").
+        assert c.expect(Connack).reason_code == ReasonCode.SUCCESS
         wait_for_breach(broker, "max_keepalive", cid)
 
 
