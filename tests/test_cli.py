@@ -78,7 +78,7 @@ def test_anonymous_listener_policy_defaults_to_loopback_only():
         loop.close()
 
     def decide(listener: str) -> Decision:
-        return run_chain(engine.authenticators,
+        return run_chain(engine.hooks.authenticators,
                          ConnectEvent("c", None, None, "1.2.3.4:5", listener, 4))
 
     assert decide("local") is Decision.ALLOW

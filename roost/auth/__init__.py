@@ -75,7 +75,7 @@ def reload(engine: Engine) -> int:
     that failed (the subscriptions have been re-checked by then).
     """
     errors: list[str] = []
-    for hook in (*engine.authenticators, *engine.authorizers):
+    for hook in (*engine.hooks.authenticators, *engine.hooks.authorizers):
         if isinstance(hook, Reloadable):
             try:
                 hook.reload()

@@ -22,6 +22,7 @@ from roost.engine import handle_publish, outbound
 from roost.engine.clock import Timer
 from roost.engine.connection import UNLIMITED_PACKET
 from roost.engine.engine import Engine
+from roost.engine.events import ClientDisconnected
 from roost.engine.handle_connect import NEVER_EXPIRES, handle_connect
 from roost.engine.handle_subscribe import handle_subscribe, handle_unsubscribe
 from roost.engine.limits import LimitExceeded, user_properties_over_limit
@@ -290,11 +291,9 @@ class Channel:
             self._timer = None
         session, self.session = self.session, None
         if was_connected and session is not None and session.outlet is self:
-            reason = self.disconnect_reason or "connection lost"
-            log.info("disconnected %s (%s): %s", self.client_id, self.link.peer, reason,
-                     extra={"event": "disconnect", "client_id": self.client_id,
-                            "peer": self.link.peer, "listener": self.link.listener,
-                            "protocol_level": self.level, "reason": reason})
+            self.engine.hooks.emit(ClientDisconnected(
+                self.client_id, self.link.peer, self.link.listener, self.level,
+                self.disconnect_reason or "connection lost"))
             self.engine.directory.closed(session, self.will)
         self.will = None
         self._held = None

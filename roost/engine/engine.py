@@ -9,9 +9,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from roost.engine import eventlog
 from roost.engine.clock import Clock
 from roost.engine.directory import LocalSessionDirectory, SessionDirectory
-from roost.engine.hooks import AccessEvent, Action, Authenticator, Authorizer, Decision, authorize
+from roost.engine.hooks import (
+    AccessEvent,
+    Action,
+    Authenticator,
+    Authorizer,
+    Decision,
+    DeferredAuthenticator,
+    HookRegistry,
+)
 from roost.engine.link import Link
 from roost.engine.message import Message
 from roost.engine.persistence import Converter
@@ -33,7 +42,7 @@ _CACHED_TOPIC_MAX = 256
 class Engine:
     def __init__(self, clock: Clock, settings: EngineSettings | None = None,
                  store: Store | None = None, router: Router | None = None,
-                 authenticators: Sequence[Authenticator] = (),
+                 authenticators: Sequence[Authenticator | DeferredAuthenticator] = (),
                  authorizers: Sequence[Authorizer] = ()) -> None:
         self.clock = clock
         self.settings = settings or EngineSettings()
@@ -48,10 +57,11 @@ class Engine:
                                         self.publish, self.store, self.converter)
         # Where a CONNECT finds its session; a cluster replaces it with its own.
         self.directory: SessionDirectory = LocalSessionDirectory(self.sessions)
-        self.authenticators = list(authenticators)
         # The link whose input is being handled now: the publisher of what is routed.
         self.publishing: Link | None = None
-        self.authorizers = list(authorizers)
+        # Authentication and authorization chains and event listeners, in one place.
+        self.hooks = HookRegistry(authenticators, authorizers)
+        eventlog.install(self.hooks)
         # Topic names recently found valid and within limits, so a stream of messages
         # to the same topics checks each once (bounded; short names only).
         self.valid_topics: dict[str, None] = {}
@@ -78,13 +88,13 @@ class Engine:
 
     def read_check(self, client_id: str, username: str | None) -> Callable[[str], bool] | None:
         """Whether this client may read a topic, per message; None without authorizers."""
-        if not self.authorizers:
+        hooks = self.hooks
+        if not hooks.authorizers:
             return None
-        authorizers = self.authorizers
 
         def may_read(topic: str) -> bool:
             event = AccessEvent(client_id, username, Action.READ, topic)
-            return authorize(authorizers, event) is not Decision.DENY
+            return hooks.authorize(event) is not Decision.DENY
 
         return may_read
 
@@ -111,7 +121,7 @@ class Engine:
         Sessions restored from the store whose client has not connected yet are
         checked when it does (their owner is not known before)."""
         if authorizers is not None:
-            self.authorizers = list(authorizers)
+            self.hooks.authorizers = list(authorizers)
         removed = 0
         for session in list(self.sessions.sessions.values()):
             if session.identified:
@@ -121,13 +131,13 @@ class Engine:
         return removed
 
     def _reauthorize(self, session: Session) -> int:
-        if not self.authorizers or not session.subscriptions:
+        if not self.hooks.authorizers or not session.subscriptions:
             return 0
         removed = 0
         for sub in list(session.subscriptions.values()):
             event = AccessEvent(session.client_id, session.username, Action.SUBSCRIBE,
                                 sub.topic_filter)
-            if authorize(self.authorizers, event) is Decision.DENY:
+            if self.hooks.authorize(event) is Decision.DENY:
                 session.unsubscribed(sub.topic_filter)
                 self.router.unsubscribe(session, sub)
                 log.info("session %r: subscription %r removed, no longer authorized",

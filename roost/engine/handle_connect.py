@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 from roost.engine.connection import UNLIMITED_PACKET, Connection
 from roost.engine.directory import Opened
+from roost.engine.events import ClientConnected, ClientRefused
 from roost.engine.hooks import (
     AccessEvent,
     Action,
     ConnectEvent,
     Decision,
-    authorize,
-    run_chain_deferred,
 )
 from roost.engine.limits import topic_over_limit, user_properties_over_limit
 from roost.engine.reserved import client_may_publish
@@ -35,10 +34,9 @@ def refuse(channel: Connection, reason: ReasonCode, why: str) -> None:
     """Answer CONNECT with a refusal and close."""
     channel.engine.stats.auth_failures += reason in (
         ReasonCode.NOT_AUTHORIZED, ReasonCode.BAD_USER_NAME_OR_PASSWORD)
-    log.info("refused %s (%s): %s", channel.client_id or "-", channel.link.peer, why,
-             extra={"event": "connect_refused", "client_id": channel.client_id,
-                    "peer": channel.link.peer, "listener": channel.link.listener,
-                    "protocol_level": channel.level, "reason": why})
+    channel.engine.hooks.emit(ClientRefused(
+        channel.client_id, channel.link.peer, channel.link.listener, channel.level,
+        int(reason), why))
     channel.send(Connack(reason))
     channel.close(why)
 
@@ -116,8 +114,8 @@ def handle_connect(channel: Connection, p: Connect) -> None:
     # the client pipelines meanwhile waits for the CONNACK.
     accepted = _Accepted(p, assigned, keepalive, server_keep_alive)
     channel.hold_input()
-    run_chain_deferred(channel.engine.authenticators, event,
-                       lambda decision: _authenticated(channel, accepted, decision))
+    channel.engine.hooks.authenticate(
+        event, lambda decision: _authenticated(channel, accepted, decision))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +142,7 @@ def _authenticated(channel: Connection, accepted: _Accepted, decision: Decision)
         return refuse(channel, reason, "authentication failed")
     channel.username = p.username
     will = p.will
-    if will is not None and authorize(channel.engine.authorizers, AccessEvent(
+    if will is not None and channel.engine.hooks.authorize(AccessEvent(
             channel.client_id, channel.username, Action.PUBLISH, will.topic)) is Decision.DENY:
         return refuse(channel, ReasonCode.NOT_AUTHORIZED, f"will topic {will.topic!r} denied")
     props = p.properties
@@ -196,12 +194,9 @@ def _opened(channel: Connection, accepted: _Accepted, opened: Opened) -> None:
                 f"{settings.response_information_prefix}/{channel.client_id}")
     present = opened.present
     channel.send(Connack(ReasonCode.SUCCESS, present, ack))
-    log.info("connected %s (%s) level %d%s", channel.client_id, channel.link.peer, channel.level,
-             " resumed" if present else "",
-             extra={"event": "connect", "client_id": channel.client_id,
-                    "peer": channel.link.peer, "listener": channel.link.listener,
-                    "protocol_level": channel.level, "username": channel.username,
-                    "clean_start": p.clean_start, "resumed": present})
+    channel.engine.hooks.emit(ClientConnected(
+        channel.client_id, channel.username, channel.link.peer, channel.link.listener,
+        channel.level, p.clean_start, present))
     session.outlet = channel
     session.resume()
     channel.release_input()

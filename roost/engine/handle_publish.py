@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from roost.engine.connection import Connection
-from roost.engine.hooks import AccessEvent, Action, Decision, authorize
+from roost.engine.events import DropReason, MessageDropped
+from roost.engine.hooks import AccessEvent, Action, Decision
 from roost.engine.limits import LimitExceeded, topic_over_limit, user_properties_over_limit
 from roost.engine.message import Message
 from roost.engine.outcomes import Outcome, answer
@@ -23,6 +24,13 @@ from roost.mqtt.reason_codes import ReasonCode
 from roost.mqtt.topics import is_valid_topic_name
 
 log = logging.getLogger("roost.connection")
+
+# Refusals at PUBLISH that drop the message, as engine events report them.
+_DROPS = {
+    Outcome.STORE_FAILURE: DropReason.STORE_FAILURE,
+    Outcome.NOT_AUTHORIZED: DropReason.NOT_AUTHORIZED,
+    Outcome.PAYLOAD_FORMAT_INVALID: DropReason.PAYLOAD_FORMAT_INVALID,
+}
 
 
 def on_publish(self: Connection, p: Publish) -> None:
@@ -62,7 +70,7 @@ def on_publish(self: Connection, p: Publish) -> None:
         outcome = Outcome.NOT_AUTHORIZED
         self.breach_once("reserved_topic", f"publish to {topic!r} refused: topics "
                          "under $SYS belong to the broker")
-    elif engine.authorizers and authorize(engine.authorizers, AccessEvent(
+    elif engine.hooks.authorizers and engine.hooks.authorize(AccessEvent(
             self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
         outcome = Outcome.NOT_AUTHORIZED
         log.info("publish by %s to %r denied", self.client_id, topic)
@@ -73,6 +81,10 @@ def on_publish(self: Connection, p: Publish) -> None:
         # The store cannot take durable work now: refuse rather than acknowledge.
         stats.dropped_store_failure += 1
         outcome = Outcome.STORE_FAILURE
+    if outcome is not None and engine.hooks.message_events:
+        drop = _DROPS.get(outcome)
+        if drop is not None:
+            engine.hooks.emit(MessageDropped(None, topic, drop))
     if outcome is None:
         # Only a message with an expiry needs the clock.
         now = engine.clock.monotonic() if props.message_expiry_interval else 0.0
@@ -84,7 +96,7 @@ def on_publish(self: Connection, p: Publish) -> None:
     packet_id = p.packet_id
     assert packet_id is not None
     ack_type = PacketType.PUBACK if qos == 1 else PacketType.PUBREC
-    reason = ReasonCode.SUCCESS
+    reason: ReasonCode = ReasonCode.SUCCESS
     if outcome is not None:
         refusal = answer(outcome, ack_type, self.level)
         if refusal.end:

@@ -5,7 +5,7 @@ retained messages by retain handling."""
 from __future__ import annotations
 
 from roost.engine.connection import Connection
-from roost.engine.hooks import AccessEvent, Action, Decision, authorize
+from roost.engine.hooks import AccessEvent, Action, Decision
 from roost.engine.limits import topic_over_limit
 from roost.engine.outcomes import Outcome, answer
 from roost.engine.session import Session
@@ -47,7 +47,7 @@ def handle_subscribe(channel: Connection, p: Subscribe) -> None:
             channel.breach_once("max_subscriptions", f"more than {limit} subscriptions")
             codes.append(ReasonCode.QUOTA_EXCEEDED)
             continue
-        if authorize(engine.authorizers, AccessEvent(
+        if engine.hooks.authorize(AccessEvent(
                 channel.client_id, channel.username, Action.SUBSCRIBE,
                 req.topic_filter)) is Decision.DENY:
             codes.append(ReasonCode.NOT_AUTHORIZED)

@@ -1,16 +1,23 @@
-"""Hook points for authentication and authorization: typed events, ordered chains.
+"""Hook points: authentication and authorization chains, and event listeners.
 
-Each hook answers ALLOW, DENY or ABSTAIN; the first answer that is not ABSTAIN
-decides. If every hook abstains, the chain's default applies.
+Each decision hook answers ALLOW, DENY or ABSTAIN; the first answer that is not ABSTAIN
+decides. If every hook abstains, the chain's default applies. ``HookRegistry`` holds the
+chains and the listeners of the engine's events (``roost.engine.events``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+from roost.engine.events import MESSAGE_EVENTS
+
+log = logging.getLogger("roost.hooks")
+E = TypeVar("E")
 
 
 class Decision(Enum):
@@ -133,3 +140,63 @@ def authorize(hooks: Sequence[Authorizer], event: AccessEvent,
         if answer is not Decision.ABSTAIN:
             return answer
     return default
+
+
+class HookRegistry:
+    """The engine's hook points in one place.
+
+    - Decisions, each an ordered chain whose first answer other than ABSTAIN wins:
+      ``authenticate`` (CONNECT; default deny; a hook may answer later, see
+      ``DeferredAuthenticator``) and ``authorize`` (PUBLISH, SUBSCRIBE, delivery;
+      default allow). ``authenticators`` and ``authorizers`` are the chains, in order;
+      with no authorizer the per-message check costs one truth test.
+    - Events (``roost.engine.events``): listeners by event type, called in the order
+      they registered; a listener that raises is logged and the others still run.
+    """
+
+    def __init__(self, authenticators: Sequence[Authenticator | DeferredAuthenticator] = (),
+                 authorizers: Sequence[Authorizer] = ()) -> None:
+        self.authenticators: list[Authenticator | DeferredAuthenticator] = list(authenticators)
+        self.authorizers: list[Authorizer] = list(authorizers)
+        self._listeners: dict[type, list[Callable[[Any], None]]] = {}
+        # Whether any per-message event (published, delivered, dropped) has a listener:
+        # the one test the hot path makes before building such an event.
+        self.message_events = False
+
+    def authenticate(self, event: ConnectEvent, done: Callable[[Decision], None]) -> None:
+        """Run the authentication chain; ``done`` gets the decision, perhaps later."""
+        run_chain_deferred(self.authenticators, event, done)
+
+    def authorize(self, event: AccessEvent) -> Decision:
+        """Run the authorization chain (ALLOW when every hook abstains)."""
+        return authorize(self.authorizers, event)
+
+    def listen(self, event_type: type[E], listener: Callable[[E], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event of ``event_type``; returns a function that
+        removes it again."""
+        listeners = self._listeners.setdefault(event_type, [])
+        listeners.append(listener)
+        self._update_message_events()
+
+        def remove() -> None:
+            listeners.remove(listener)
+            if not listeners:
+                self._listeners.pop(event_type, None)
+            self._update_message_events()
+
+        return remove
+
+    def _update_message_events(self) -> None:
+        self.message_events = any(t in self._listeners for t in MESSAGE_EVENTS)
+
+    def listens(self, event_type: type) -> bool:
+        """Whether anyone listens for ``event_type`` (check before building a
+        per-message event)."""
+        return event_type in self._listeners
+
+    def emit(self, event: object) -> None:
+        for listener in tuple(self._listeners.get(type(event), ())):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, type(event).__name__)

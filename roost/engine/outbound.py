@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from roost.engine.engine import Engine
+from roost.engine.events import DropReason, MessageDelivered, MessageDropped
 from roost.engine.link import Link
+from roost.engine.message import Message
 from roost.engine.session import Delivery
 from roost.engine.settings import EngineSettings
 from roost.mqtt.encoder import encode, publish_template
@@ -28,6 +30,7 @@ class Receiver(Protocol):
     link: Link
     settings: EngineSettings
     level: int
+    client_id: str
     client_max_packet: int
     client_alias_maximum: int
     # Topic aliases we assigned towards the client (5.0), made on first use.
@@ -41,16 +44,17 @@ def send_delivery(self: Receiver, delivery: Delivery, packet_id: int | None,
     to a connection with more than ``max_output_buffer`` bytes waiting. Holds the
     publisher being read (back-pressure) when this connection is congested."""
     message = delivery.message
-    stats = self.engine.stats
+    engine = self.engine
+    stats = engine.stats
     link = self.link
     # Only a message with an expiry needs the clock (once per receiver otherwise).
-    now = 0.0 if message.expires_at is None else self.engine.clock.monotonic()
+    now = 0.0 if message.expires_at is None else engine.clock.monotonic()
     if message.expires_at is not None and message.expired(now):
         stats.dropped_expired += 1
-        return False
+        return _dropped(self, message, DropReason.EXPIRED)
     if delivery.qos == 0 and link.buffered() > self.settings.max_output_buffer:
         stats.dropped_slow_consumer += 1
-        return False
+        return _dropped(self, message, DropReason.SLOW_CONSUMER)
     level = self.level
     simple = level < 5 or (not delivery.subscription_ids and message.expires_at is None
                            and not self.client_alias_maximum)
@@ -76,16 +80,25 @@ def send_delivery(self: Receiver, delivery: Delivery, packet_id: int | None,
         data = encode_individually(self, delivery, packet_id, dup, now)
     if len(data) > self.client_max_packet:
         stats.dropped_too_large += 1
-        return False
+        return _dropped(self, message, DropReason.TOO_LARGE)
     stats.messages_sent += 1
     stats.sent_by_qos[delivery.qos] += 1
     stats.bytes_sent += len(data)
     link.write(data)
     if link.congested:
-        publisher = self.engine.publishing
+        publisher = engine.publishing
         if publisher is not None and publisher is not link:
             link.hold(publisher)
+    if engine.hooks.message_events:
+        engine.hooks.emit(MessageDelivered(self.client_id, message, delivery.qos))
     return True
+
+
+def _dropped(self: Receiver, message: Message, reason: DropReason) -> bool:
+    hooks = self.engine.hooks
+    if hooks.message_events:
+        hooks.emit(MessageDropped(self.client_id, message.topic, reason))
+    return False
 
 
 def encode_individually(self: Receiver, delivery: Delivery, packet_id: int | None,

@@ -160,7 +160,7 @@ class LaterAuthenticator:
 def test_deferred_authentication_holds_input_until_decided():
     engine, _ = make_engine()
     auth = LaterAuthenticator()
-    engine.authenticators = [auth, *engine.authenticators]
+    engine.hooks.authenticators = [auth, *engine.hooks.authenticators]
     c = MemoryClient(engine, 5)
     c.channel.data_received(b"".join(encode(p, 5) for p in PIPELINED))
     assert c.take() == []
