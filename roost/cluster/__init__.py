@@ -1,0 +1,1 @@
+"""The cluster backplane on NATS JetStream (shared/cluster.md, docs/cluster.md)."""
