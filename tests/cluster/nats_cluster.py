@@ -74,13 +74,15 @@ class NatsServer:
     def log_path(self) -> Path:
         return self.dir / "nats.log"
 
-    def write_config(self, cluster: str | None, routes: list[int], sync_always: bool) -> None:
+    def write_config(self, cluster: str | None, routes: list[int], sync_always: bool,
+                     jetstream: bool = True) -> None:
         sync = "\n    sync_interval: always" if sync_always else ""
         text = (f'server_name: "{self.name}"\n'
                 f'listen: "{HOST}:{self.client_port}"\n'
                 f'http: "{HOST}:{self.http_port}"\n'
-                f'log_file: "{self.log_path}"\n'
-                f'jetstream {{\n    store_dir: "{self.dir / "store"}"{sync}\n}}\n')
+                f'log_file: "{self.log_path}"\n')
+        if jetstream:
+            text += f'jetstream {{\n    store_dir: "{self.dir / "store"}"{sync}\n}}\n'
         if cluster is not None:
             route_urls = ", ".join(f'"nats-route://{HOST}:{port}"' for port in routes)
             text += (f'cluster {{\n    name: "{cluster}"\n'
@@ -130,6 +132,7 @@ class NatsServer:
 class NatsCluster:
     servers: list[NatsServer]
     name: str | None
+    jetstream: bool = True
 
     @property
     def urls(self) -> list[str]:
@@ -150,9 +153,9 @@ class NatsCluster:
                 health = get_json(server.monitor_url + "/healthz")
             except (OSError, ValueError):
                 return False
-            if jsz.get("disabled") or health.get("status") != "ok":
+            if health.get("status") != "ok" or bool(jsz.get("disabled")) == self.jetstream:
                 return False
-            if self.name is not None:
+            if self.name is not None and self.jetstream:
                 meta = jsz.get("meta_cluster") or {}
                 if not meta.get("leader") or meta.get("cluster_size") != len(self.servers):
                     return False
@@ -177,8 +180,8 @@ class NatsCluster:
 
 
 @contextlib.contextmanager
-def nats_cluster(size: int = 3, *, sync_always: bool = True, name: str = "roost-test",
-                 timeout: float = 30.0) -> Iterator[NatsCluster]:
+def nats_cluster(size: int = 3, *, sync_always: bool = True, jetstream: bool = True,
+                 name: str = "roost-test", timeout: float = 30.0) -> Iterator[NatsCluster]:
     """``size`` routed nats-servers with JetStream (a lone unclustered one if 1), ready
     to use; stopped and deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="roost-nats-") as tmp:
@@ -189,10 +192,10 @@ def nats_cluster(size: int = 3, *, sync_always: bool = True, name: str = "roost-
             d.mkdir()
             client, route, http = ports[3 * i:3 * i + 3]
             servers.append(NatsServer(f"n{i + 1}", client, route, http, d))
-        cluster = NatsCluster(servers, name if size > 1 else None)
+        cluster = NatsCluster(servers, name if size > 1 else None, jetstream)
         for server in servers:
             routes = [s.cluster_port for s in servers if s is not server]
-            server.write_config(cluster.name, routes, sync_always)
+            server.write_config(cluster.name, routes, sync_always, jetstream)
         try:
             for server in servers:
                 server.start()
