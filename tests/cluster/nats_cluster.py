@@ -160,6 +160,10 @@ class NatsCluster:
                 if not meta.get("leader") or meta.get("cluster_size") != len(self.servers):
                     return False
                 leaders.add(meta["leader"])
+                # Only the leader's view of its followers is kept up to date.
+                if meta["leader"] == server.name and not all(
+                        peer.get("current") for peer in meta.get("replicas") or []):
+                    return False
         return len(leaders) <= 1
 
     def wait_ready(self, timeout: float) -> None:

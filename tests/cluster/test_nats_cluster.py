@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import nats.js.errors
 from nats.js.api import StorageType, StreamConfig
 
 from roost.cluster.natsbin import nats_server_version
@@ -36,7 +37,17 @@ def test_r3_stream_with_acknowledged_publishes(jetstream_cluster: NatsCluster) -
             js = nc.jetstream(timeout=10)
             await js.add_stream(StreamConfig(name="FIXTURE_R3", subjects=["fixture.r3.>"],
                                              num_replicas=3, storage=StorageType.FILE))
-            acks = [await js.publish(f"fixture.r3.{i}", b"x") for i in range(10)]
+            # The new stream's interest reaches the other servers asynchronously: until
+            # it does, a publish through them finds no responder.
+            for _ in range(200):
+                try:
+                    acks = [await js.publish("fixture.r3.0", b"x")]
+                    break
+                except nats.js.errors.NoStreamResponseError:
+                    await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the R3 stream never answered a publish")
+            acks += [await js.publish(f"fixture.r3.{i}", b"x") for i in range(1, 10)]
             assert [a.seq for a in acks] == list(range(1, 11))
             assert {a.stream for a in acks} == {"FIXTURE_R3"}
             info = await js.stream_info("FIXTURE_R3")
