@@ -34,7 +34,13 @@ class Subscriber(Protocol):
     @property
     def online(self) -> bool: ...
 
-    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None: ...
+    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+        """Take a message matched by ``subscriptions`` (plain ones, one or more)."""
+        ...
+
+    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+        """Take a message as the chosen member of ``sub``'s shared group."""
+        ...
 
 
 @dataclass(slots=True)
@@ -71,6 +77,9 @@ class FilterEntry:
 
 
 Matches = dict[str, tuple[Subscriber, list[Subscription]]]
+# What a topic matches: plain subscribers (each with its matching subscriptions), and
+# the shared groups, of which the router picks one member each per message.
+Match = tuple[Matches, tuple[SharedGroup, ...]]
 
 _CACHE_LIMIT = 10_000
 # Largest answer (in subscribers) the cache keeps whole rather than rebuilds per message.
@@ -80,7 +89,8 @@ _CACHED_RESULT_MAX = 64
 class SubscriptionIndex:
     def __init__(self) -> None:
         self._trie: TopicTrie[FilterEntry] = TopicTrie()
-        self._cache: dict[str, tuple[list[FilterEntry], Matches | None]] = {}
+        self._cache: dict[str, tuple[list[FilterEntry], Matches | None,
+                                     tuple[SharedGroup, ...]]] = {}
         self.count = 0
 
     def add(self, subscriber: Subscriber, sub: Subscription, inner_filter: str) -> bool:
@@ -115,27 +125,33 @@ class SubscriptionIndex:
             self._trie.discard(inner_filter)
         return found
 
-    def match(self, topic: str) -> Matches:
-        """Subscribers for ``topic``, each with all its matching subscriptions; the
-        caller must not change it (it may be the cached answer).
+    def group(self, inner_filter: str, share_group: str) -> SharedGroup | None:
+        """The shared group ``share_group`` on ``inner_filter``; None if it has no
+        members."""
+        entry = self._trie.get(inner_filter)
+        return entry.shared.get(share_group) if entry is not None else None
 
-        Each shared group contributes the one member whose turn it is.
+    def match(self, topic: str) -> Match:
+        """Plain subscribers for ``topic``, each with all its matching subscriptions,
+        and the shared groups whose filter matches it. The caller must not change
+        either (they may be the cached answer).
         """
         cached = self._cache.get(topic)
         if cached is None:
             entries = list(self._trie.match_filters(topic))
-            result = self._collect(entries)
-            # Without shared groups the answer is the same every time: keep it, unless
-            # it is large (building it is then small beside the deliveries).
-            fixed = all(not e.shared for e in entries) and len(result) <= _CACHED_RESULT_MAX
+            plain = self._collect(entries)
+            groups = tuple(g for e in entries for g in e.shared.values())
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[topic] = (entries, result if fixed else None)
-            return result
-        entries, fixed_result = cached
-        if fixed_result is not None:
-            return fixed_result
-        return self._collect(entries)
+            # A large answer is not kept whole: building it is small beside the
+            # deliveries, and keeping it would cost memory per cached topic.
+            self._cache[topic] = (entries, plain if len(plain) <= _CACHED_RESULT_MAX
+                                  else None, groups)
+            return plain, groups
+        entries, fixed, groups = cached
+        if fixed is not None:
+            return fixed, groups
+        return self._collect(entries), groups
 
     @staticmethod
     def _collect(entries: list[FilterEntry]) -> Matches:
@@ -145,16 +161,6 @@ class SubscriptionIndex:
                 found = result.get(key)
                 if found is None:
                     result[key] = (subscriber, [sub])
-                else:
-                    found[1].append(sub)
-            for group in entry.shared.values():
-                picked = group.pick()
-                if picked is None:
-                    continue
-                subscriber, sub = picked
-                found = result.get(subscriber.key)
-                if found is None:
-                    result[subscriber.key] = (subscriber, [sub])
                 else:
                     found[1].append(sub)
         return result

@@ -22,6 +22,9 @@ class FakeSubscriber:
     def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
         self.got.append(message)
 
+    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+        self.got.append(message)
+
 
 levels = st.sampled_from(["a", "b", "c", "$s", ""])
 topics = st.lists(levels, min_size=1, max_size=4).map("/".join)
@@ -54,8 +57,8 @@ def test_overlapping_subscriptions_grouped_per_subscriber():
     s = FakeSubscriber("s")
     index.add(s, Subscription("a/+", 1), "a/+")
     index.add(s, Subscription("a/#", 2), "a/#")
-    result = index.match("a/b")
-    assert list(result) == ["s"]
+    result, groups = index.match("a/b")
+    assert list(result) == ["s"] and groups == ()
     assert sorted(sub.qos for sub in result["s"][1]) == [1, 2]
 
 
@@ -63,9 +66,9 @@ def test_remove_prunes_and_clears_cache():
     index = SubscriptionIndex()
     s = FakeSubscriber("s")
     index.add(s, Subscription("x/y", 0), "x/y")
-    assert index.match("x/y")
+    assert index.match("x/y")[0]
     assert index.remove("s", "x/y", None)
-    assert index.match("x/y") == {}
+    assert index.match("x/y") == ({}, ())
     assert index.count == 0
     assert not index.remove("s", "x/y", None)
 
