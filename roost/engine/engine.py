@@ -21,6 +21,7 @@ from roost.engine.sessions import SessionRegistry
 from roost.engine.settings import EngineSettings
 from roost.engine.stats import Stats
 from roost.engine.store import MemoryStore, Store
+from roost.engine.subscriptions import Subscriber
 from roost.engine.wheel import TimerWheel
 
 log = logging.getLogger("roost.engine")
@@ -65,11 +66,13 @@ class Engine:
             self.valid_topics.clear()
         self.valid_topics[topic] = None
 
-    def publish(self, message: Message) -> int:
-        """Route a message (updating retained state first); return its receivers."""
+    def publish(self, message: Message, source: Subscriber | None = None) -> int:
+        """Route a message (updating retained state first); return how many receivers
+        it went to (0: nobody). ``source`` is the subscriber it came in through (a
+        backplane or a bridge), which never gets it back."""
         if message.retain and self.settings.retain_available:
             self.retained.update(message)
-        return self.router.route(message)
+        return self.router.route(message, source)
 
     # -- Access checks tied to a session's owner ------------------------------------
 

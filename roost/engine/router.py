@@ -22,9 +22,15 @@ class Router(Protocol):
         """Remove it; True if it was there."""
         ...
 
-    def route(self, message: Message) -> int:
-        """Deliver ``message``; return how many subscribers it went to (each shared
-        group counting as one)."""
+    def route(self, message: Message, source: Subscriber | None = None) -> int:
+        """Deliver ``message`` to every plain subscriber whose filters match its topic
+        and to one member of each matching shared group; return how many receivers
+        that was (each group counting as one, 0 meaning nobody).
+
+        ``source`` is the subscriber the message came in through (a backplane or a
+        bridge), if any: it never gets the message back, neither as a plain subscriber
+        nor as a group member.
+        """
         ...
 
     def redispatch(self, group_key: str, message: Message) -> bool:
@@ -55,15 +61,21 @@ class LocalRouter:
     def unsubscribe(self, subscriber: Subscriber, sub: Subscription) -> bool:
         return self.index.remove(subscriber.key, self._inner(sub), sub.share_group)
 
-    def route(self, message: Message) -> int:
+    def route(self, message: Message, source: Subscriber | None = None) -> int:
         plain, groups = self.index.match(message.topic)
-        for subscriber, subs in plain.values():
-            subscriber.deliver(message, subs)
+        if source is None or (back := plain.get(source.key)) is None or back[0] is not source:
+            for subscriber, subs in plain.values():
+                subscriber.deliver(message, subs)
+            count = len(plain)
+        else:
+            for subscriber, subs in plain.values():
+                if subscriber is not source:
+                    subscriber.deliver(message, subs)
+            count = len(plain) - 1
         if not groups:
-            return len(plain)
-        count = len(plain)
+            return count
         for group in groups:
-            picked = group.pick()
+            picked = group.pick(source)
             if picked is not None:
                 picked[0].deliver_shared(message, picked[1])
                 count += 1
