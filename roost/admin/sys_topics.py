@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from roost import __version__
 from roost.engine.engine import Engine
-from roost.engine.message import Message
+from roost.engine.message import Message, Origin
 
 log = logging.getLogger("roost.sys")
 
@@ -136,8 +136,6 @@ class SysTopics:
                 continue
             # Also what ``retained messages/count`` leaves out.
             self._published[topic] = payload
-            message = Message(topic, payload, 0, True, origin=None)
-            engine.retained.update(message, persist=False)
-            engine.router.route(message)
+            engine.publish(Message(topic, payload, 0, True, origin_kind=Origin.SYS))
             changed += 1
         return changed

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from roost.engine.clock import Clock
 from roost.engine.hooks import AccessEvent, Action, Authenticator, Authorizer, Decision, authorize
 from roost.engine.link import Link
-from roost.engine.message import Message
+from roost.engine.message import Message, Origin
 from roost.engine.persistence import Converter
-from roost.engine.retained import RetainedMessages
+from roost.engine.retained import Retained, RetainedMessages
 from roost.engine.router import LocalRouter, Router
 from roost.engine.session import Session
 from roost.engine.sessions import SessionRegistry
@@ -34,14 +34,15 @@ class Engine:
     def __init__(self, clock: Clock, settings: EngineSettings | None = None,
                  store: Store | None = None, router: Router | None = None,
                  authenticators: Sequence[Authenticator] = (),
-                 authorizers: Sequence[Authorizer] = ()) -> None:
+                 authorizers: Sequence[Authorizer] = (),
+                 retained: Retained | None = None) -> None:
         self.clock = clock
         self.settings = settings or EngineSettings()
         self.store: Store = store or MemoryStore()
         self.router: Router = router or LocalRouter()
         self.stats = Stats()
         self.converter = Converter(clock)
-        self.retained = RetainedMessages(self.store, self.converter)
+        self.retained: Retained = retained or RetainedMessages(self.store, self.converter)
         # Every connection's keepalive and connect timeout: one loop timer for all.
         self.wheel = TimerWheel(clock)
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
@@ -67,11 +68,19 @@ class Engine:
         self.valid_topics[topic] = None
 
     def publish(self, message: Message, source: Subscriber | None = None) -> int:
-        """Route a message (updating retained state first); return how many receivers
-        it went to (0: nobody). ``source`` is the subscriber it came in through (a
-        backplane or a bridge), which never gets it back."""
-        if message.retain and self.settings.retain_available:
-            self.retained.update(message)
+        """The one way into routing, for every message: clients' PUBLISHes, wills,
+        $SYS values, and (later) messages from other nodes and bridges.
+
+        Updates the retained messages first when the retain flag is set ($SYS values
+        in memory only, never stored), then routes. Returns how many receivers it went
+        to (0: nobody; a shared group counts once). ``source`` is the subscriber the
+        message came in through (a backplane or a bridge), which never gets it back.
+        """
+        if message.retain:
+            if message.origin_kind is Origin.SYS:
+                self.retained.update(message, persist=False)
+            elif self.settings.retain_available:
+                self.retained.update(message)
         return self.router.route(message, source)
 
     # -- Access checks tied to a session's owner ------------------------------------
