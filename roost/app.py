@@ -265,8 +265,8 @@ class Broker:
 
     def publish_transient(self, message: Message) -> None:
         if self.engine is not None:
-            self.engine.retained.update(message, persist=False)
-            self.engine.router.route(message)
+            # Origin.SYS: retained in memory only, never written to the store.
+            self.engine.publish(message)
 
 
 def _client_info(channel: Channel) -> ClientInfo:

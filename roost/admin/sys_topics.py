@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from roost import __version__
 from roost.admin.node import EngineFigures, Node
-from roost.engine.message import Message
+from roost.engine.message import Message, Origin
 
 log = logging.getLogger("roost.sys")
 
@@ -131,6 +131,7 @@ class SysTopics:
                 continue
             # Also what ``retained messages/count`` leaves out.
             self._published[topic] = payload
-            self.node.publish_transient(Message(topic, payload, 0, True, origin=None))
+            self.node.publish_transient(Message(topic, payload, 0, True,
+                                                origin_kind=Origin.SYS))
             changed += 1
         return changed

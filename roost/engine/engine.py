@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from roost.engine import eventlog
 from roost.engine.clock import Clock
 from roost.engine.directory import LocalSessionDirectory, SessionDirectory
+from roost.engine.events import MessagePublished
 from roost.engine.hooks import (
     AccessEvent,
     Action,
@@ -22,15 +23,16 @@ from roost.engine.hooks import (
     HookRegistry,
 )
 from roost.engine.link import Link
-from roost.engine.message import Message
+from roost.engine.message import Message, Origin
 from roost.engine.persistence import Converter
-from roost.engine.retained import RetainedMessages
+from roost.engine.retained import Retained, RetainedMessages
 from roost.engine.router import LocalRouter, Router
 from roost.engine.session import Session
 from roost.engine.sessions import SessionRegistry
 from roost.engine.settings import EngineSettings
 from roost.engine.stats import Stats
 from roost.engine.store import MemoryStore, Store
+from roost.engine.subscriptions import Subscriber
 from roost.engine.wheel import TimerWheel
 
 log = logging.getLogger("roost.engine")
@@ -43,14 +45,15 @@ class Engine:
     def __init__(self, clock: Clock, settings: EngineSettings | None = None,
                  store: Store | None = None, router: Router | None = None,
                  authenticators: Sequence[Authenticator | DeferredAuthenticator] = (),
-                 authorizers: Sequence[Authorizer] = ()) -> None:
+                 authorizers: Sequence[Authorizer] = (),
+                 retained: Retained | None = None) -> None:
         self.clock = clock
         self.settings = settings or EngineSettings()
         self.store: Store = store or MemoryStore()
         self.router: Router = router or LocalRouter()
         self.stats = Stats()
         self.converter = Converter(clock)
-        self.retained = RetainedMessages(self.store, self.converter)
+        self.retained: Retained = retained or RetainedMessages(self.store, self.converter)
         # Every connection's keepalive and connect timeout: one loop timer for all.
         self.wheel = TimerWheel(clock)
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
@@ -78,11 +81,24 @@ class Engine:
             self.valid_topics.clear()
         self.valid_topics[topic] = None
 
-    def publish(self, message: Message) -> int:
-        """Route a message (updating retained state first); return its receivers."""
-        if message.retain and self.settings.retain_available:
-            self.retained.update(message)
-        return self.router.route(message)
+    def publish(self, message: Message, source: Subscriber | None = None) -> int:
+        """The one way into routing, for every message: clients' PUBLISHes, wills,
+        $SYS values, and (later) messages from other nodes and bridges.
+
+        Updates the retained messages first when the retain flag is set ($SYS values
+        in memory only, never stored), then routes. Returns how many receivers it went
+        to (0: nobody; a shared group counts once). ``source`` is the subscriber the
+        message came in through (a backplane or a bridge), which never gets it back.
+        """
+        if message.retain:
+            if message.origin_kind is Origin.SYS:
+                self.retained.update(message, persist=False)
+            elif self.settings.retain_available:
+                self.retained.update(message)
+        receivers = self.router.route(message, source)
+        if self.hooks.message_events:
+            self.hooks.emit(MessagePublished(message, receivers))
+        return receivers
 
     # -- Access checks tied to a session's owner ------------------------------------
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 
 from roost.mqtt.packets import Publish, Will
 from roost.mqtt.properties import NO_PROPERTIES, Properties
+
+
+class Origin(Enum):
+    """Where a message entered the broker."""
+
+    CLIENT = 1  # a client of this node (``Message.origin`` is its client id), or its will
+    REMOTE = 2  # another node of the cluster, through the backplane
+    BRIDGE = 3  # another broker, through a bridge
+    SYS = 4  # the broker itself ($SYS topics)
 
 
 @dataclass(slots=True)
@@ -16,6 +26,9 @@ class Message:
     ``properties`` holds only what travels with the message (payload format, content
     type, response topic, correlation data, user properties); per-receiver fields such
     as subscription identifiers and topic aliases are added when it is sent.
+
+    ``origin`` is the publishing client's id where there is one (for No Local, 3.8.3.1);
+    ``origin_kind`` says where the message entered the broker.
     """
 
     topic: str
@@ -32,6 +45,7 @@ class Message:
     # The same for QoS 1/2 receivers, cut where each one's packet identifier goes; keyed
     # by (protocol level, retain, QoS, DUP) and made on first use.
     templates: dict[tuple[int, bool, int, bool], tuple[bytes, bytes]] | None = None
+    origin_kind: Origin = Origin.CLIENT
 
     @classmethod
     def from_publish(cls, p: Publish, topic: str, origin: str | None, now: float,

@@ -1,8 +1,14 @@
-"""Retained messages: one per topic, found by topic filter, backed by the store."""
+"""Retained messages: one per topic, found by topic filter.
+
+``Retained`` is what the engine needs; ``RetainedMessages`` implements it for one node,
+backed by the store. A cluster implementation keeps the same in-memory index fed by the
+updates of every node (cluster.md: a stream with one message per topic).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from roost.engine.message import Message
 from roost.engine.persistence import Converter
@@ -11,7 +17,27 @@ from roost.engine.store import Store
 from roost.engine.topic_trie import TopicTrie
 
 
+class Retained(Protocol):
+    @property
+    def count(self) -> int:
+        """Topics with a retained message now ($SYS ones included)."""
+        ...
+
+    def update(self, message: Message, persist: bool = True) -> None:
+        """Apply a message with the retain flag: it replaces the topic's retained
+        message, or with an empty payload removes it (3.3.1.3). With ``persist`` false
+        it is kept in memory only (the broker's own $SYS values)."""
+        ...
+
+    def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
+        """Unexpired retained messages whose topic ``topic_filter`` matches (``now`` is
+        monotonic seconds); a leading wildcard does not match ``$`` topics (4.7.2)."""
+        ...
+
+
 class RetainedMessages:
+    """Retained messages of one node, in a topic trie, written through to the store."""
+
     def __init__(self, store: Store, converter: Converter) -> None:
         self._store = store
         self._converter = converter

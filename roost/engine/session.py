@@ -81,6 +81,10 @@ class Delivery:
     subscription_ids: list[int]
     # Position in the session's stream of deliveries; the store's key for it.
     seq: int = 0
+    # The shared subscription ("$share/group/filter") it came through, so that it can go
+    # back to that group if this session ends before the client has it (4.8.2); None
+    # for a delivery through a plain subscription.
+    share: str | None = None
 
 
 @dataclass(slots=True)
@@ -192,6 +196,22 @@ class Session:
         if message.qos < qos:
             qos = message.qos
         self.enqueue(Delivery(message, qos, retain, ids))
+
+    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+        """Accept a message for the shared subscription ``sub``, this session being the
+        member of the group whose turn it is.
+
+        It is a delivery of its own, apart from any through plain subscriptions (4.8.2:
+        a client with both gets a copy from each), and remembers ``sub``'s group.
+        No Local does not apply: it is refused on shared subscriptions (3.8.3.1).
+        """
+        check = self.read_check
+        if check is not None and not check(message.topic):
+            return
+        ids = [sub.identifier] if sub.identifier is not None else []
+        qos = sub.qos if sub.qos < message.qos else message.qos
+        retain = message.retain if sub.retain_as_published else False
+        self.enqueue(Delivery(message, qos, retain, ids, 0, sub.topic_filter))
 
     def deliver_retained(self, message: Message, sub: Subscription) -> None:
         """Send a retained message because of a new subscription (retain flag set)."""
@@ -373,6 +393,16 @@ class Session:
             dropped += 1
         self.queue = kept
         return dropped
+
+    def unfinished_shared(self) -> list[Delivery]:
+        """QoS 1/2 deliveries through shared subscriptions that the client has not got:
+        in flight without an acknowledgement (PUBLISH sent, no PUBACK/PUBREC), then
+        queued, in the order they were to be sent. Those past PUBREC ("pubrel") are not
+        included: the client has them. For a session that is ending (4.8.2)."""
+        out = [item.delivery for item in self.inflight.values()
+               if item.state == "publish" and item.delivery.share is not None]
+        out.extend(d for d in self.queue if d.share is not None and d.qos)
+        return out
 
     def cancel_timers(self) -> None:
         for timer in (self.will_timer, self.expiry_timer):

@@ -13,7 +13,7 @@ from roost.engine.message import Message
 from roost.engine.persistence import Converter, SessionJournal
 from roost.engine.records import StoredSession
 from roost.engine.router import Router
-from roost.engine.session import Inflight, Outlet, Session
+from roost.engine.session import Delivery, Inflight, Outlet, Session
 from roost.engine.store import Store
 from roost.mqtt.packets import Will
 
@@ -154,14 +154,18 @@ class SessionRegistry:
 
     def end(self, session: Session) -> None:
         """Discard a session: its will (if still pending) is published, its
-        subscriptions and queued messages are dropped."""
+        subscriptions and queued messages are dropped, except that QoS 1/2 messages
+        it had through shared subscriptions and the client has not received go back
+        to their group for another member (4.8.2); see ``_hand_back``."""
         session.cancel_timers()
         will, session.pending_will = session.pending_will, None
         if will is not None:
             self._publish_will(session.client_id, will)
+        # Unsubscribed first, so that the group cannot choose this session again.
         for sub in session.subscriptions.values():
             self._router.unsubscribe(session, sub)
         session.subscriptions.clear()
+        unfinished = session.unfinished_shared()
         session.queue.clear()
         session.queued_bytes = 0
         session.inflight.clear()
@@ -170,6 +174,31 @@ class SessionRegistry:
             session.journal = None
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        if unfinished:
+            self._hand_back(session.client_id, unfinished)
+
+    def _hand_back(self, client_id: str, deliveries: list[Delivery]) -> None:
+        """Send a finished session's unreceived shared messages to other members of
+        their groups, through the router (a group's members may be on other nodes).
+
+        "If the Server Session terminates before [the Client] reconnects, the Server
+        SHOULD send the Application Message to another Client that is subscribed to
+        the same Shared Subscription" (MQTT 5 4.8.2). Each is a new delivery to the
+        member that gets it (DUP 0: that member never had it); a message whose group
+        has no members left is dropped and counted (``dropped_no_share_member``).
+        """
+        stats = self._stats
+        lost = 0
+        for delivery in deliveries:
+            assert delivery.share is not None
+            if self._router.redispatch(delivery.share, delivery.message):
+                stats.shared_redispatched += 1
+            else:
+                lost += 1
+        if lost:
+            stats.dropped_no_share_member += lost
+            log.info("session %r ended: %d shared messages dropped, their groups have "
+                     "no members left", client_id, lost)
 
     def restore(self, stored: list[StoredSession]) -> int:
         """Rebuild sessions from the store at start-up; expired ones end now.

@@ -17,6 +17,10 @@ class Stats:
     dropped_too_large: int = 0
     dropped_slow_consumer: int = 0
     dropped_store_failure: int = 0
+    # Shared-subscription messages whose member's session ended before the client got
+    # them: handed to another member of the group, or dropped as it had none left.
+    shared_redispatched: int = 0
+    dropped_no_share_member: int = 0
     protocol_errors: int = 0
     auth_failures: int = 0
     # messages_received and messages_sent split by QoS (index 0, 1, 2).
