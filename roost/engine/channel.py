@@ -24,7 +24,7 @@ from roost.engine.limits import (
     topic_over_limit,
     user_properties_over_limit,
 )
-from roost.engine.link import Link
+from roost.engine.link import FlowSource, Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery, Session
 from roost.mqtt.decoder import Decoder
@@ -103,12 +103,7 @@ class Channel:
     def data_received(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
-        # Deliveries caused by these bytes may hold this publisher back (see Link.hold).
-        self.engine.publishing = self.link
-        try:
-            self._receive(data)
-        finally:
-            self.engine.publishing = None
+        self._receive(data)
 
     def _receive(self, data: bytes) -> None:
         self.engine.stats.bytes_received += len(data)
@@ -273,7 +268,8 @@ class Channel:
     def send_window(self) -> int:
         return min(self.client_receive_maximum, self.settings.max_inflight)
 
-    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
+    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool,
+                      flow: FlowSource | None = None) -> bool:
         message = delivery.message
         stats = self.engine.stats
         link = self.link
@@ -315,10 +311,8 @@ class Channel:
         stats.sent_by_qos[delivery.qos] += 1
         stats.bytes_sent += len(data)
         link.write(data)
-        if link.congested:
-            publisher = self.engine.publishing
-            if publisher is not None and publisher is not link:
-                link.hold(publisher)
+        if link.congested and flow is not None and flow is not link:
+            link.hold(flow)
         return True
 
     def _encode_publish(self, delivery: Delivery, packet_id: int | None, dup: bool,
@@ -413,7 +407,8 @@ class Channel:
             # Only a message with an expiry needs the clock.
             now = engine.clock.monotonic() if props.message_expiry_interval else 0.0
             message = Message.from_publish(p, topic, self.client_id, now, self.level)
-            if engine.publish(message) == 0 and self.level == 5:
+            # Receivers that cannot keep up hold this publisher back (Link.hold).
+            if engine.publish(message, None, self.link) == 0 and self.level == 5:
                 reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if p.qos == 0:
             return

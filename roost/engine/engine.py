@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from roost.engine.clock import Clock
 from roost.engine.hooks import AccessEvent, Action, Authenticator, Authorizer, Decision, authorize
-from roost.engine.link import Link
+from roost.engine.link import FlowSource
 from roost.engine.message import Message, Origin
 from roost.engine.persistence import Converter
 from roost.engine.retained import Retained, RetainedMessages
@@ -48,8 +48,6 @@ class Engine:
         self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
                                         self.publish, self.store, self.converter)
         self.authenticators = list(authenticators)
-        # The link whose input is being handled now: the publisher of what is routed.
-        self.publishing: Link | None = None
         self.authorizers = list(authorizers)
         # Topic names recently found valid and within limits, so a stream of messages
         # to the same topics checks each once (bounded; short names only).
@@ -67,7 +65,8 @@ class Engine:
             self.valid_topics.clear()
         self.valid_topics[topic] = None
 
-    def publish(self, message: Message, source: Subscriber | None = None) -> int:
+    def publish(self, message: Message, source: Subscriber | None = None,
+                flow: FlowSource | None = None) -> int:
         """The one way into routing, for every message: clients' PUBLISHes, wills,
         $SYS values, and (later) messages from other nodes and bridges.
 
@@ -75,13 +74,15 @@ class Engine:
         in memory only, never stored), then routes. Returns how many receivers it went
         to (0: nobody; a shared group counts once). ``source`` is the subscriber the
         message came in through (a backplane or a bridge), which never gets it back.
+        ``flow`` is what to hold back if a receiver cannot keep up (the publishing
+        client's link), passed down to each receiver's connection.
         """
         if message.retain:
             if message.origin_kind is Origin.SYS:
                 self.retained.update(message, persist=False)
             elif self.settings.retain_available:
                 self.retained.update(message)
-        return self.router.route(message, source)
+        return self.router.route(message, source, flow)
 
     # -- Access checks tied to a session's owner ------------------------------------
 
