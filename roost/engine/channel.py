@@ -112,12 +112,7 @@ class Channel:
     def data_received(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
-        # Deliveries caused by these bytes may hold this publisher back (see Link.hold).
-        self.engine.publishing = self.link
-        try:
-            self._receive(data)
-        finally:
-            self.engine.publishing = None
+        self._receive(data)
 
     def _receive(self, data: bytes) -> None:
         self.engine.stats.bytes_received += len(data)
@@ -197,13 +192,8 @@ class Channel:
         self._held_bytes = 0
         if not held:
             return
-        engine = self.engine
-        previous, engine.publishing = engine.publishing, self.link
-        try:
-            violation = held.pop() if isinstance(held[-1], ProtocolViolation) else None
-            self._dispatch(held, violation)  # type: ignore[arg-type]
-        finally:
-            engine.publishing = previous
+        violation = held.pop() if isinstance(held[-1], ProtocolViolation) else None
+        self._dispatch(held, violation)  # type: ignore[arg-type]
 
     @property
     def closed(self) -> bool:

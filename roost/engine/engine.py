@@ -22,7 +22,7 @@ from roost.engine.hooks import (
     DeferredAuthenticator,
     HookRegistry,
 )
-from roost.engine.link import Link
+from roost.engine.link import FlowSource
 from roost.engine.message import Message, Origin
 from roost.engine.persistence import Converter
 from roost.engine.retained import Retained, RetainedMessages
@@ -60,8 +60,6 @@ class Engine:
                                         self.publish, self.store, self.converter)
         # Where a CONNECT finds its session; a cluster replaces it with its own.
         self.directory: SessionDirectory = LocalSessionDirectory(self.sessions)
-        # The link whose input is being handled now: the publisher of what is routed.
-        self.publishing: Link | None = None
         # Authentication and authorization chains and event listeners, in one place.
         self.hooks = HookRegistry(authenticators, authorizers)
         eventlog.install(self.hooks)
@@ -81,7 +79,8 @@ class Engine:
             self.valid_topics.clear()
         self.valid_topics[topic] = None
 
-    def publish(self, message: Message, source: Subscriber | None = None) -> int:
+    def publish(self, message: Message, source: Subscriber | None = None,
+                flow: FlowSource | None = None) -> int:
         """The one way into routing, for every message: clients' PUBLISHes, wills,
         $SYS values, and (later) messages from other nodes and bridges.
 
@@ -89,13 +88,15 @@ class Engine:
         in memory only, never stored), then routes. Returns how many receivers it went
         to (0: nobody; a shared group counts once). ``source`` is the subscriber the
         message came in through (a backplane or a bridge), which never gets it back.
+        ``flow`` is what to hold back if a receiver cannot keep up (the publishing
+        client's link), passed down to each receiver's connection.
         """
         if message.retain:
             if message.origin_kind is Origin.SYS:
                 self.retained.update(message, persist=False)
             elif self.settings.retain_available:
                 self.retained.update(message)
-        receivers = self.router.route(message, source)
+        receivers = self.router.route(message, source, flow)
         if self.hooks.message_events:
             self.hooks.emit(MessagePublished(message, receivers))
         return receivers

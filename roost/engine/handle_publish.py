@@ -89,7 +89,9 @@ def on_publish(self: Connection, p: Publish) -> None:
         # Only a message with an expiry needs the clock.
         now = engine.clock.monotonic() if props.message_expiry_interval else 0.0
         message = Message.from_publish(p, topic, self.client_id, now, self.level)
-        if engine.publish(message) == 0:
+        # Receivers that cannot keep up hold this publisher back (Link.hold); passed
+        # positionally, as this runs for every message.
+        if engine.publish(message, None, self.link) == 0:
             outcome = Outcome.NO_MATCHING_SUBSCRIBERS
     if qos == 0:
         return

@@ -5,6 +5,19 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class FlowSource(Protocol):
+    """Where the messages being routed come from, for back-pressure.
+
+    It goes with each message from ``Engine.publish`` down to the connection that
+    writes it; a receiver whose link is congested asks that link to hold the source
+    back (``Link.hold``) until it drains. A client connection passes its own ``Link``;
+    a backplane or a bridge would pass the feed it reads from. Messages that no input
+    caused (wills, $SYS, retained messages on SUBSCRIBE, resends) have none.
+    What holding means is up to the link implementation, which knows the sources it
+    can pause (TCP: a connection's reading).
+    """
+
+
 class Link(Protocol):
     @property
     def peer(self) -> str:
@@ -28,8 +41,9 @@ class Link(Protocol):
         """Whether output waits above the high-water mark (the client reads slowly)."""
         ...
 
-    def hold(self, publisher: Link) -> None:
-        """Stop reading from ``publisher`` until this link drains (back-pressure)."""
+    def hold(self, publisher: FlowSource) -> None:
+        """Stop taking input from ``publisher`` until this link drains
+        (back-pressure); a source it cannot hold, or itself, is ignored."""
         ...
 
     def write(self, data: bytes) -> None: ...

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from roost.engine.engine import Engine
 from roost.engine.events import DropReason, MessageDelivered, MessageDropped
-from roost.engine.link import Link
+from roost.engine.link import FlowSource, Link
 from roost.engine.message import Message
 from roost.engine.session import Delivery
 from roost.engine.settings import EngineSettings
@@ -38,11 +38,12 @@ class Receiver(Protocol):
 
 
 def send_delivery(self: Receiver, delivery: Delivery, packet_id: int | None,
-                  dup: bool) -> bool:
+                  dup: bool, flow: FlowSource | None = None) -> bool:
     """Send one PUBLISH for ``delivery`` (``packet_id`` None for QoS 0); False if it was
     dropped instead: expired, too large for the client's Maximum Packet Size, or QoS 0
-    to a connection with more than ``max_output_buffer`` bytes waiting. Holds the
-    publisher being read (back-pressure) when this connection is congested."""
+    to a connection with more than ``max_output_buffer`` bytes waiting. When this
+    connection is congested, holds back ``flow``, the publisher the message came from
+    (back-pressure; None for wills, $SYS, resends)."""
     message = delivery.message
     engine = self.engine
     stats = engine.stats
@@ -85,10 +86,8 @@ def send_delivery(self: Receiver, delivery: Delivery, packet_id: int | None,
     stats.sent_by_qos[delivery.qos] += 1
     stats.bytes_sent += len(data)
     link.write(data)
-    if link.congested:
-        publisher = engine.publishing
-        if publisher is not None and publisher is not link:
-            link.hold(publisher)
+    if link.congested and flow is not None and flow is not link:
+        link.hold(flow)
     if engine.hooks.message_events:
         engine.hooks.emit(MessageDelivered(self.client_id, message, delivery.qos))
     return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from roost.engine.link import FlowSource
 from roost.engine.message import Message
 from roost.engine.subscriptions import Subscriber, Subscription, SubscriptionIndex
 from roost.mqtt.topics import parse_shared
@@ -22,14 +23,16 @@ class Router(Protocol):
         """Remove it; True if it was there."""
         ...
 
-    def route(self, message: Message, source: Subscriber | None = None) -> int:
+    def route(self, message: Message, source: Subscriber | None = None,
+              flow: FlowSource | None = None) -> int:
         """Deliver ``message`` to every plain subscriber whose filters match its topic
         and to one member of each matching shared group; return how many receivers
         that was (each group counting as one, 0 meaning nobody).
 
         ``source`` is the subscriber the message came in through (a backplane or a
         bridge), if any: it never gets the message back, neither as a plain subscriber
-        nor as a group member.
+        nor as a group member. ``flow`` goes to each receiver (back-pressure, see
+        ``FlowSource``).
         """
         ...
 
@@ -61,23 +64,24 @@ class LocalRouter:
     def unsubscribe(self, subscriber: Subscriber, sub: Subscription) -> bool:
         return self.index.remove(subscriber.key, self._inner(sub), sub.share_group)
 
-    def route(self, message: Message, source: Subscriber | None = None) -> int:
+    def route(self, message: Message, source: Subscriber | None = None,
+              flow: FlowSource | None = None) -> int:
         plain, groups = self.index.match(message.topic)
         if source is None or (back := plain.get(source.key)) is None or back[0] is not source:
             for subscriber, subs in plain.values():
-                subscriber.deliver(message, subs)
+                subscriber.deliver(message, subs, flow)
             count = len(plain)
         else:
             for subscriber, subs in plain.values():
                 if subscriber is not source:
-                    subscriber.deliver(message, subs)
+                    subscriber.deliver(message, subs, flow)
             count = len(plain) - 1
         if not groups:
             return count
         for group in groups:
             picked = group.pick(source)
             if picked is not None:
-                picked[0].deliver_shared(message, picked[1])
+                picked[0].deliver_shared(message, picked[1], flow)
                 count += 1
         return count
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from roost.engine.clock import Timer
+from roost.engine.link import FlowSource
 from roost.engine.message import Message
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.packets import Will
@@ -112,8 +113,11 @@ class Outlet(Protocol):
     @property
     def send_window(self) -> int: ...
 
-    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool) -> bool:
-        """Send a PUBLISH; False if it was dropped (too large for the client)."""
+    def send_delivery(self, delivery: Delivery, packet_id: int | None, dup: bool,
+                      flow: FlowSource | None = None) -> bool:
+        """Send a PUBLISH; False if it was dropped (expired, too large for the client,
+        or QoS 0 to a connection over its output limit). If the connection is then
+        congested, it holds ``flow`` back (``Link.hold``)."""
         ...
 
     def send_pubrel(self, packet_id: int) -> None: ...
@@ -169,7 +173,8 @@ class Session:
     def online(self) -> bool:
         return self.outlet is not None
 
-    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+    def deliver(self, message: Message, subscriptions: list[Subscription],
+                flow: FlowSource | None = None) -> None:
         """Accept a routed message matched by one or more of this session's filters.
 
         One copy is sent at the highest QoS granted by any of them (capped at the
@@ -195,9 +200,10 @@ class Session:
                 ids.append(s.identifier)
         if message.qos < qos:
             qos = message.qos
-        self.enqueue(Delivery(message, qos, retain, ids))
+        self.enqueue(Delivery(message, qos, retain, ids), flow)
 
-    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+    def deliver_shared(self, message: Message, sub: Subscription,
+                       flow: FlowSource | None = None) -> None:
         """Accept a message for the shared subscription ``sub``, this session being the
         member of the group whose turn it is.
 
@@ -211,7 +217,7 @@ class Session:
         ids = [sub.identifier] if sub.identifier is not None else []
         qos = sub.qos if sub.qos < message.qos else message.qos
         retain = message.retain if sub.retain_as_published else False
-        self.enqueue(Delivery(message, qos, retain, ids, 0, sub.topic_filter))
+        self.enqueue(Delivery(message, qos, retain, ids, 0, sub.topic_filter), flow)
 
     def deliver_retained(self, message: Message, sub: Subscription) -> None:
         """Send a retained message because of a new subscription (retain flag set)."""
@@ -223,17 +229,19 @@ class Session:
 
     # -- Queueing and the inflight window --------------------------------------------
 
-    def enqueue(self, delivery: Delivery) -> None:
+    def enqueue(self, delivery: Delivery, flow: FlowSource | None = None) -> None:
+        """Send now if the client is online and the window allows, else queue (QoS 0
+        only when ``queue_qos0``; a full queue drops it). ``flow``: see ``Outlet``."""
         outlet = self.outlet
         if delivery.qos == 0:
             if outlet is not None:
-                outlet.send_delivery(delivery, None, False)
+                outlet.send_delivery(delivery, None, False, flow)
                 return
             if not self.queue_qos0:
                 return
         elif outlet is not None and not self.queue and len(self.inflight) < outlet.send_window:
             self._number(delivery)
-            self._send_new(outlet, delivery, stored=False)
+            self._send_new(outlet, delivery, False, flow)
             return
         size = _size(delivery)
         if len(self.queue) >= self.max_queued or (
@@ -274,14 +282,15 @@ class Session:
         self.next_packet_id = pid % 65535 + 1
         return pid
 
-    def _send_new(self, outlet: Outlet, delivery: Delivery, stored: bool) -> None:
+    def _send_new(self, outlet: Outlet, delivery: Delivery, stored: bool,
+                  flow: FlowSource | None = None) -> None:
         """Put a delivery in flight; ``stored`` says whether the journal already holds it
         (queued), so a persistent session writes one row per delivery, not two."""
         if delivery.qos == 0:
-            outlet.send_delivery(delivery, None, False)
+            outlet.send_delivery(delivery, None, False, flow)
             return
         pid = self._allocate_packet_id()
-        if outlet.send_delivery(delivery, pid, False):
+        if outlet.send_delivery(delivery, pid, False, flow):
             self.inflight[pid] = Inflight(delivery)
             if self.journal is not None:
                 if stored:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from roost.engine.link import FlowSource
 from roost.engine.message import Message
 from roost.engine.topic_trie import TopicTrie
 from roost.mqtt.topics import SHARE_PREFIX
@@ -37,11 +38,14 @@ class Subscriber(Protocol):
     @property
     def online(self) -> bool: ...
 
-    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
-        """Take a message matched by ``subscriptions`` (plain ones, one or more)."""
+    def deliver(self, message: Message, subscriptions: list[Subscription],
+                flow: FlowSource | None = None) -> None:
+        """Take a message matched by ``subscriptions`` (plain ones, one or more);
+        ``flow`` is what to hold back if this receiver cannot keep up."""
         ...
 
-    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+    def deliver_shared(self, message: Message, sub: Subscription,
+                       flow: FlowSource | None = None) -> None:
         """Take a message as the chosen member of ``sub``'s shared group."""
         ...
 
@@ -138,7 +142,8 @@ class SubscriptionIndex:
         self._trie: TopicTrie[FilterEntry] = TopicTrie()
         # Answers for exact topics, and the same topics in a trie to find those a
         # changed filter matches.
-        self._cache: dict[str, tuple[list[FilterEntry], Matches | None,
+        # Per topic: the whole answer if it is kept, else the entries to build it from.
+        self._cache: dict[str, tuple[Match | None, list[FilterEntry],
                                      tuple[SharedGroup, ...]]] = {}
         self._cached_topics: TopicTrie[str] = TopicTrie()
         self.listeners: list[InterestListener] = []
@@ -211,16 +216,16 @@ class SubscriptionIndex:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
                 self._cached_topics = TopicTrie()
+            match = plain, groups
             # A large answer is not kept whole: building it is small beside the
             # deliveries, and keeping it would cost memory per cached topic.
-            self._cache[topic] = (entries, plain if len(plain) <= _CACHED_RESULT_MAX
-                                  else None, groups)
+            self._cache[topic] = (match if len(plain) <= _CACHED_RESULT_MAX else None,
+                                  entries, groups)
             self._cached_topics.set(topic, topic)
-            return plain, groups
-        entries, fixed, groups = cached
-        if fixed is not None:
-            return fixed, groups
-        return self._collect(entries), groups
+            return match
+        if cached[0] is not None:
+            return cached[0]
+        return self._collect(cached[1]), cached[2]
 
     def _invalidate(self, inner_filter: str) -> None:
         """Forget the cached answers for the topics ``inner_filter`` matches."""

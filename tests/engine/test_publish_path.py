@@ -9,6 +9,7 @@ from roost.admin.node import EngineFigures
 from roost.admin.sys_topics import SysTopics
 from roost.engine.engine import Engine
 from roost.engine.hooks import AnonymousPolicy
+from roost.engine.link import FlowSource
 from roost.engine.message import Message, Origin
 from roost.engine.records import StoredMessage
 from roost.engine.settings import EngineSettings
@@ -65,9 +66,10 @@ def test_sys_values_go_through_publish_and_stay_out_of_the_store():
     calls: list[tuple[str, Origin]] = []
     publish = engine.publish
 
-    def spy(message: Message, source: Subscriber | None = None) -> int:
+    def spy(message: Message, source: Subscriber | None = None,
+            flow: FlowSource | None = None) -> int:
         calls.append((message.topic, message.origin_kind))
-        return publish(message, source)
+        return publish(message, source, flow)
 
     engine.publish = spy  # type: ignore[method-assign]
     watcher = subscriber(engine, "$SYS/broker/uptime")

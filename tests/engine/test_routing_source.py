@@ -19,10 +19,11 @@ class FakeRemote:
     online: bool = True
     got: list[tuple[str, bytes]] = field(default_factory=list)
 
-    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+    def deliver(self, message: Message, subscriptions: list[Subscription],
+                flow: object = None) -> None:
         self.got.append(("plain", message.payload))
 
-    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+    def deliver_shared(self, message: Message, sub: Subscription, flow: object = None) -> None:
         self.got.append((sub.topic_filter, message.payload))
 
 
@@ -84,7 +85,8 @@ def test_messages_carry_their_origin_kind():
     seen: list[Message] = []
 
     class Spy(FakeRemote):
-        def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+        def deliver(self, message: Message, subscriptions: list[Subscription],
+                flow: object = None) -> None:
             seen.append(message)
 
     engine.router.subscribe(Spy("spy"), Subscription("#", 0))

@@ -19,10 +19,11 @@ class FakeSubscriber:
     online: bool = True
     got: list[Message] = field(default_factory=list)
 
-    def deliver(self, message: Message, subscriptions: list[Subscription]) -> None:
+    def deliver(self, message: Message, subscriptions: list[Subscription],
+                flow: object = None) -> None:
         self.got.append(message)
 
-    def deliver_shared(self, message: Message, sub: Subscription) -> None:
+    def deliver_shared(self, message: Message, sub: Subscription, flow: object = None) -> None:
         self.got.append(message)
 
 
