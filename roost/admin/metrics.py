@@ -28,6 +28,7 @@ DROP_REASONS = (
     ("too_large", "dropped_too_large"),
     ("slow_consumer", "dropped_slow_consumer"),
     ("store_failure", "dropped_store_failure"),
+    ("no_share_member", "dropped_no_share_member"),
 )
 
 
@@ -104,6 +105,10 @@ class NodeCollector(Collector):
                                             "Messages dropped, by reason",
                                             labels=["reason"]),
                         ((reason, getattr(stats, attr)) for reason, attr in DROP_REASONS))
+        yield _counter("roost_shared_redispatched",
+                       "Shared-subscription messages handed to another member of their "
+                       "group because the member holding them ended (MQTT 5 4.8.2)",
+                       stats.shared_redispatched)
         yield _counter("roost_auth_failures", "Connections refused by authentication",
                        stats.auth_failures)
         yield _counter("roost_protocol_errors", "Connections closed for protocol errors",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 
 from roost.mqtt import Properties, Puback, Publish, ReasonCode
-from tests.broker import RawClient, online
+from tests.admin.helpers import scrape
+from tests.broker import BrokerProcess, RawClient, online
 
 GRANTED = ReasonCode.GRANTED_QOS_1
 
@@ -112,3 +114,32 @@ def test_member_session_ended_by_clean_start(client, level, takeover):
     [got] = receive(b, 1)
     assert (got.payload, got.dup) == (b"m1", False)
     again.expect_nothing(0.2)
+
+
+def test_hand_back_and_drops_are_counted_in_metrics():
+    """/metrics counts a message handed to another member, and one dropped because
+    its group had no member left."""
+    with BrokerProcess(http_port=0) as broker:
+        def connect(cid: str) -> RawClient:
+            return online(lambda lv: RawClient(broker.port, lv), 5, cid)
+
+        a, b = connect("shr-m-a"), connect("shr-m-b")
+        for c in (a, b):
+            c.subscribe("$share/g/shr/m", qos=1)
+        pub = connect("shr-m-pub")
+        publish_qos1(pub, "shr/m", b"one")
+        assert a.expect(Publish).payload == b"one"
+        reset(a)
+        receive(b, 1)
+        publish_qos1(pub, "shr/m", b"two", packet_id=2)
+        assert b.expect(Publish).payload == b"two"
+        reset(b)  # the last member: nobody to hand it to
+        metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for _ in range(50):
+            metrics = scrape(broker)
+            if metrics.get(("roost_messages_dropped_total",
+                            (("reason", "no_share_member"),))) == 1:
+                break
+            time.sleep(0.05)
+        assert metrics[("roost_shared_redispatched_total", ())] == 1
+        assert metrics[("roost_messages_dropped_total", (("reason", "no_share_member"),))] == 1
