@@ -56,13 +56,14 @@ class Engine:
         self.retained: Retained = retained or RetainedMessages(self.store, self.converter)
         # Every connection's keepalive and connect timeout: one loop timer for all.
         self.wheel = TimerWheel(clock)
-        self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
-                                        self.publish, self.store, self.converter)
-        # Where a CONNECT finds its session; a cluster replaces it with its own.
-        self.directory: SessionDirectory = LocalSessionDirectory(self.sessions)
         # Authentication and authorization chains and event listeners, in one place.
         self.hooks = HookRegistry(authenticators, authorizers)
         eventlog.install(self.hooks)
+        self.sessions = SessionRegistry(clock, self.router, self.settings, self.stats,
+                                        self.publish, self.store, self.converter,
+                                        self.hooks)
+        # Where a CONNECT finds its session; a cluster replaces it with its own.
+        self.directory: SessionDirectory = LocalSessionDirectory(self.sessions)
         # Topic names recently found valid and within limits, so a stream of messages
         # to the same topics checks each once (bounded; short names only).
         self.valid_topics: dict[str, None] = {}

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from roost.engine.clock import Timer
+from roost.engine.events import DropReason, MessageDropped
+from roost.engine.hooks import HookRegistry
 from roost.engine.link import FlowSource
 from roost.engine.message import Message
 from roost.engine.subscriptions import Subscription
@@ -162,6 +164,8 @@ class Session:
     # Whether the owner may read a topic; None when no authorizer is configured, so
     # an open broker pays nothing per message.
     read_check: Callable[[str], bool] | None = None
+    # Where to report messages dropped here (engine events), if anyone listens.
+    hooks: HookRegistry | None = None
 
     # -- Subscriber interface -------------------------------------------------------
 
@@ -263,6 +267,10 @@ class Session:
         self.dropped += 1
         if self.stats is not None:
             self.stats.dropped_queue_full += 1
+        hooks = self.hooks
+        if hooks is not None and hooks.message_events:
+            hooks.emit(MessageDropped(self.client_id, delivery.message.topic,
+                                      DropReason.QUEUE_FULL))
         if self.dropped == 1:
             log.warning("session %r: queue full (%d messages), dropping new messages; "
                         "further drops for this session are counted, not logged",

@@ -9,6 +9,8 @@ from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from roost.engine.clock import Clock
+from roost.engine.events import SessionEnded, SessionOpened
+from roost.engine.hooks import HookRegistry
 from roost.engine.message import Message
 from roost.engine.persistence import Converter, SessionJournal
 from roost.engine.records import StoredSession
@@ -34,8 +36,9 @@ class Census(NamedTuple):
 class SessionRegistry:
     def __init__(self, clock: Clock, router: Router, settings: EngineSettings, stats: Stats,
                  publish: Callable[[Message], int], store: Store,
-                 converter: Converter) -> None:
+                 converter: Converter, hooks: HookRegistry | None = None) -> None:
         self._store = store
+        self._hooks = hooks or HookRegistry()
         self._converter = converter
         self._clock = clock
         self._router = router
@@ -77,15 +80,18 @@ class SessionRegistry:
             existing.pending_will = None
             existing.expiry_interval = expiry_interval
             self._set_persistence(existing)
+            self._hooks.emit(SessionOpened(client_id, True, expiry_interval))
             return existing, True
         session = self._new_session(client_id, expiry_interval)
         self._set_persistence(session)
+        self._hooks.emit(SessionOpened(client_id, False, expiry_interval))
         return session, False
 
     def _new_session(self, client_id: str, expiry_interval: int | None) -> Session:
         session = Session(client_id, expiry_interval, self._settings.max_queued_messages,
                           self._settings.queue_qos0, self._stats,
-                          max_queued_bytes=self._settings.max_queued_bytes)
+                          max_queued_bytes=self._settings.max_queued_bytes,
+                          hooks=self._hooks)
         self.sessions[client_id] = session
         return session
 
@@ -174,6 +180,7 @@ class SessionRegistry:
             session.journal = None
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        self._hooks.emit(SessionEnded(session.client_id))
         if unfinished:
             self._hand_back(session.client_id, unfinished)
 

@@ -14,6 +14,8 @@ from roost.engine.events import (
     DropReason,
     MessageDelivered,
     MessageDropped,
+    SessionEnded,
+    SessionOpened,
 )
 from roost.engine.hooks import (
     AccessEvent,
@@ -143,3 +145,25 @@ def test_authorize_defaults_to_allow():
     assert hooks.authorize(event) is Decision.ALLOW
     hooks.authorizers.append(type("Deny", (), {"authorize": lambda s, e: Decision.DENY})())
     assert hooks.authorize(event) is Decision.DENY
+
+
+def test_session_events_and_queue_full_drop():
+    engine, _ = make_engine(max_queued_messages=1)
+    seen = record(engine, SessionOpened, SessionEnded, MessageDropped)
+    sub = MemoryClient(engine, 5)
+    sub.connect("ev-q", properties=Properties(session_expiry_interval=60))
+    sub.send(Subscribe(1, [SubscriptionRequest("q/#", 1)]))
+    sub.drop()  # offline: messages queue, one at most
+    pub = MemoryClient(engine, 5)
+    pub.connect("ev-qpub")
+    for pid in (1, 2):
+        pub.send(Publish("q/t", b"m", 1, False, False, pid, Properties()))
+    again = MemoryClient(engine, 5)
+    again.connect("ev-q", clean=True)  # clean start: the old session ends
+    assert seen == [
+        SessionOpened("ev-q", False, 60),
+        SessionOpened("ev-qpub", False, 0),
+        MessageDropped("ev-q", "q/t", DropReason.QUEUE_FULL),
+        SessionEnded("ev-q"),
+        SessionOpened("ev-q", False, 0),
+    ]
