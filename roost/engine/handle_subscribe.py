@@ -85,13 +85,24 @@ def _subscribed(channel: Connection, session: Session, suback: Suback,
         channel.send(suback)
         return
     channel.send(suback)
+    wanted = [sub for sub, existed in granted
+              # Not for shared subscriptions (4.8.2), nor as retain handling says (3.8.3.1).
+              if sub.share_group is None and sub.retain_handling != 2
+              and not (sub.retain_handling == 1 and existed)]
+    if wanted:
+        # In a cluster the retained index may lag updates acknowledged on other nodes:
+        # wait (bounded) until it is current, then send (read-your-writes).
+        channel.engine.retained.when_current(
+            lambda current: _send_retained(channel, session, wanted))
+
+
+def _send_retained(channel: Connection, session: Session,
+                   subs: list[Subscription]) -> None:
+    if channel.closed or channel.session is not session:
+        return
     engine = channel.engine
     now = engine.clock.monotonic()
-    for sub, existed in granted:
-        if sub.share_group is not None:
-            continue  # retained messages are not sent for shared subscriptions
-        if sub.retain_handling == 2 or (sub.retain_handling == 1 and existed):
-            continue
+    for sub in subs:
         for message in engine.retained.matching(sub.topic_filter, now):
             session.deliver_retained(message, sub)
 

@@ -7,7 +7,7 @@ updates of every node (cluster.md: a stream with one message per topic).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from roost.engine.message import Message
@@ -32,6 +32,14 @@ class Retained(Protocol):
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
         """Unexpired retained messages whose topic ``topic_filter`` matches (``now`` is
         monotonic seconds); a leading wildcard does not match ``$`` topics (4.7.2)."""
+        ...
+
+    def when_current(self, done: Callable[[bool], None]) -> None:
+        """Call ``done`` once ``matching`` reflects every retained update
+        acknowledged anywhere before this call (read-your-writes across nodes,
+        cluster.md §1.5); ``done(False)`` if that could not be established in time (the
+        caller then sends what it has). Possibly before returning: one node's index is
+        always current."""
         ...
 
 
@@ -69,6 +77,9 @@ class RetainedMessages:
                 self.count -= 1
             if persist:
                 self._store.retained_delete(message.topic)
+
+    def when_current(self, done: Callable[[bool], None]) -> None:
+        done(True)  # every update of this node is applied before it is acknowledged
 
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
         """Unexpired retained messages whose topic ``topic_filter`` matches."""

@@ -3,7 +3,7 @@ messages sit behind the ``Retained`` protocol."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from roost.admin.node import EngineFigures
 from roost.admin.sys_topics import SysTopics
@@ -117,6 +117,16 @@ class FeedRetained:
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
         return iter([m for t, m in self.messages.items() if t.startswith(topic_filter[:-1])])
 
+    # Answered at once unless the test makes the index lag, as a cluster's can.
+    lagging = False
+    waiting: list[Callable[[bool], None]] = []
+
+    def when_current(self, done: Callable[[bool], None]) -> None:
+        if self.lagging:
+            self.waiting.append(done)
+        else:
+            done(True)
+
 
 def test_the_engine_uses_the_retained_implementation_it_is_given():
     retained = FeedRetained()
@@ -132,3 +142,21 @@ def test_the_engine_uses_the_retained_implementation_it_is_given():
     sub.send(Subscribe(1, [SubscriptionRequest("f/#", 0)]))
     assert sorted(p.payload for p in sub.take()[1:]) == [  # type: ignore[attr-defined]
         b"from-another-node", b"here"]
+
+
+def test_retained_sent_once_the_index_is_current():
+    """Read-your-writes across nodes: SUBACK at once, the retained messages when the
+    index has caught up, including an update that arrived meanwhile."""
+    retained = FeedRetained()
+    retained.lagging = True
+    retained.waiting = []
+    engine = engine_with(retained=retained)
+    sub = MemoryClient(engine, 5)
+    sub.connect("lag")
+    sub.send(Subscribe(1, [SubscriptionRequest("g/#", 0)]))
+    assert [type(p).__name__ for p in sub.take()] == ["Suback"]
+    retained.update(Message("g/new", b"acknowledged on another node", 0, True,
+                            origin_kind=Origin.REMOTE))
+    retained.waiting.pop()(True)
+    assert [p.payload for p in sub.take()] == [  # type: ignore[attr-defined]
+        b"acknowledged on another node"]
