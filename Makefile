@@ -12,7 +12,7 @@ SYSTEM_STAMP := $(VENV)/.system-installed
 TEST_COMMANDS := mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
 	node:nodejs npm:npm mosquitto_passwd:mosquitto haproxy:haproxy
 
-.PHONY: run test fuzz fuzz-atheris bench lint typecheck system-deps clean
+.PHONY: run test fuzz fuzz-atheris bench bench-floors lint typecheck system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ bench: $(TEST_STAMP)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
 	$(PY) -m benchmarks.persistent_qos1 --count 20000 --write docs/benchmarks.md
 	$(PY) -m benchmarks.suite --write docs/benchmarks.md
+
+# The single-node floors (issue 10): the suite's scenarios against Mosquitto, median of
+# BENCH_RUNS runs, written to docs/benchmarks.md.
+BENCH_RUNS ?= 3
+bench-floors: $(TEST_STAMP)
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
+	$(PY) -m benchmarks.floors --runs $(BENCH_RUNS) --write docs/benchmarks.md
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks

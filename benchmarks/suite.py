@@ -376,10 +376,11 @@ def write_profile_text(profile: dict[str, Any]) -> None:
     (PLOTS / "roost-pairs-qos0-profile.txt").write_text("\n".join(out) + "\n")
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, heading: str = HEADING) -> None:
+    """Replace the section under ``heading`` in a markdown file (or append it)."""
     old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if HEADING in old:
-        head, _, rest = old.partition(HEADING)
+    if heading in old:
+        head, _, rest = old.partition(heading)
         tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
         old = head + text + tail
     else:
