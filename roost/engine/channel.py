@@ -362,10 +362,19 @@ class Channel:
         if self.state is not State.CONNECTED or self.session is not session:
             return
         if not committed:
-            refusal = answer(Outcome.STORE_FAILURE, packet.type, self.level)
-            self.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
+            self.store_failed(packet.type)  # PUBREL and PUBCOMP cannot say it: the end
             return
         self.send(packet)
+
+    def store_failed(self, packet_type: PacketType) -> ReasonCode | None:
+        """A commit that the answer ``packet_type`` waited for failed: return the
+        reason code that answer must carry instead, or end the connection and return
+        None where it cannot carry one (outcomes.py)."""
+        refusal = answer(Outcome.STORE_FAILURE, packet_type, self.level)
+        if refusal.end:
+            self.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
+            return None
+        return refusal.code
 
     # -- The rest -----------------------------------------------------------------
 

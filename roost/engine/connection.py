@@ -14,7 +14,7 @@ from roost.engine.engine import Engine
 from roost.engine.link import Link
 from roost.engine.session import Outlet, Session
 from roost.engine.settings import EngineSettings
-from roost.mqtt.packets import Packet, Will
+from roost.mqtt.packets import Packet, PacketType, Will
 from roost.mqtt.properties import Properties
 from roost.mqtt.reason_codes import ReasonCode
 
@@ -78,6 +78,11 @@ class Connection(Outlet, Protocol):
 
     def release_input(self) -> None:
         """CONNACK sent: handle, in order, what the client sent since its CONNECT."""
+        ...
+
+    def store_failed(self, packet_type: PacketType) -> ReasonCode | None:
+        """A commit the answer ``packet_type`` waited for failed: the reason code that
+        answer carries instead, or None once the connection has been ended."""
         ...
 
     def send_when_stored(self, packet: Packet) -> None:

@@ -159,16 +159,15 @@ def _acknowledge(self: Connection, ack: Puback | Pubrec, committed: bool) -> Non
     if self.closed:
         return
     if not committed:
-        refusal = answer(Outcome.STORE_FAILURE, ack.type, self.level)
-        if refusal.end:
-            self.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
+        code = self.store_failed(ack.type)
+        if code is None:
             return
         if (isinstance(ack, Pubrec) and not ack.reason_code.is_error
                 and self.session is not None):
             # An error PUBREC ends the flow (4.3.3): the client may reuse the packet
             # id at once, and that new message must not be taken for a resend.
             self.session.pubrel_done(ack.packet_id)
-        ack.reason_code = refusal.code
+        ack.reason_code = code
     self.send(ack)
 
 

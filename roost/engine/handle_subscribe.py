@@ -7,7 +7,6 @@ from __future__ import annotations
 from roost.engine.connection import Connection
 from roost.engine.hooks import AccessEvent, Action, Decision
 from roost.engine.limits import topic_over_limit
-from roost.engine.outcomes import Outcome, answer
 from roost.engine.session import Session
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.errors import ProtocolViolation
@@ -76,12 +75,10 @@ def _subscribed(channel: Connection, session: Session, suback: Suback,
     if channel.closed or channel.session is not session:
         return
     if not committed:
-        refusal = answer(Outcome.STORE_FAILURE, PacketType.SUBACK, channel.level)
-        if refusal.end:
-            channel.disconnect(refusal.code, Outcome.STORE_FAILURE.value)
+        code = channel.store_failed(PacketType.SUBACK)
+        if code is None:
             return
-        suback.reason_codes = [c if c.is_error else refusal.code
-                               for c in suback.reason_codes]
+        suback.reason_codes = [c if c.is_error else code for c in suback.reason_codes]
         channel.send(suback)
         return
     channel.send(suback)
