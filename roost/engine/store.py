@@ -3,13 +3,15 @@
 
 The engine records every change that must survive a restart through a ``Store`` and
 asks it to ``commit`` before sending an acknowledgement that promises durability. The
-in-memory store commits at once and keeps only retained messages; the SQLite store
-(``roost.store.sqlite``) batches commits and calls back once the data is on disk.
+in-memory store keeps the same state as the SQLite store (``roost.store.sqlite``) and
+commits at once; the SQLite store batches commits and calls back once the data is on
+disk. ``tests/store/test_store_contract.py`` holds both to the contract written here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from roost.engine.records import (
@@ -197,59 +199,111 @@ class BulkLoad(Protocol):
         ...
 
 
+# Copies by constructor rather than dataclasses.replace: delivery_add is on the path of
+# every message to a persistent session. A message's fields are immutable values.
+def _copy_message(m: StoredMessage, retain: bool | None = None) -> StoredMessage:
+    return StoredMessage(m.topic, m.payload, m.qos, m.retain if retain is None else retain,
+                         m.properties, m.expires_at)
+
+
+def _copy_delivery(d: StoredDelivery) -> StoredDelivery:
+    return StoredDelivery(d.seq, _copy_message(d.message), d.qos, d.retain,
+                          list(d.subscription_ids), d.packet_id, d.state)
+
+
 class MemoryStore:
-    """Keeps retained messages in memory; nothing survives the process."""
+    """Keeps everything the SQLite store keeps, in memory; nothing survives the process.
+
+    Laid out like the SQLite tables (a session's subscriptions, deliveries and PUBREL
+    ids are kept apart from its own fields), so both behave alike; ``commit`` calls
+    back at once. Also offers ``BulkLoad``.
+    """
 
     healthy = True
 
     def __init__(self) -> None:
         self._retained: dict[str, StoredMessage] = {}
+        self._sessions: dict[str, StoredSession] = {}
+        # Insertion order is the order of the latest subscription_set.
+        self._subscriptions: dict[str, dict[str, StoredSubscription]] = {}
+        self._deliveries: dict[str, dict[int, StoredDelivery]] = {}
+        self._awaiting_pubrel: dict[str, set[int]] = {}
 
     def retained_set(self, message: StoredMessage) -> None:
-        self._retained[message.topic] = message
+        self._retained[message.topic] = _copy_message(message, retain=True)
 
     def retained_delete(self, topic: str) -> None:
         self._retained.pop(topic, None)
 
     def retained_load(self) -> Iterable[StoredMessage]:
-        return list(self._retained.values())
+        return [_copy_message(m) for m in self._retained.values()]
 
     def session_save(self, session: StoredSession) -> None:
-        pass
+        will = session.will
+        self._sessions[session.client_id] = StoredSession(
+            session.client_id, session.expiry_interval, session.disconnected_at,
+            will=_copy_message(will) if will is not None else None,
+            will_due_at=session.will_due_at)
 
     def session_delete(self, client_id: str) -> None:
-        pass
+        self._sessions.pop(client_id, None)
+        self._subscriptions.pop(client_id, None)
+        self._deliveries.pop(client_id, None)
+        self._awaiting_pubrel.pop(client_id, None)
 
     async def session_load(self, client_id: str) -> StoredSession | None:
-        return None
+        return self._load(client_id)
+
+    def sessions_load(self) -> list[StoredSession]:
+        return [s for cid in self._sessions if (s := self._load(cid)) is not None]
+
+    def _load(self, client_id: str) -> StoredSession | None:
+        own = self._sessions.get(client_id)
+        if own is None:
+            return None
+        subscriptions = self._subscriptions.get(client_id, {})
+        deliveries = self._deliveries.get(client_id, {})
+        return StoredSession(
+            client_id, own.expiry_interval, own.disconnected_at,
+            subscriptions=[replace(s) for s in subscriptions.values()],
+            deliveries=[_copy_delivery(deliveries[seq]) for seq in sorted(deliveries)],
+            awaiting_pubrel=sorted(self._awaiting_pubrel.get(client_id, ())),
+            will=_copy_message(own.will) if own.will is not None else None,
+            will_due_at=own.will_due_at)
 
     def subscription_set(self, client_id: str, sub: StoredSubscription) -> None:
-        pass
+        subscriptions = self._subscriptions.setdefault(client_id, {})
+        subscriptions.pop(sub.topic_filter, None)  # a replaced one moves to the end
+        subscriptions[sub.topic_filter] = replace(sub)
 
     def subscription_delete(self, client_id: str, topic_filter: str) -> None:
-        pass
+        self._subscriptions.get(client_id, {}).pop(topic_filter, None)
 
     def delivery_add(self, client_id: str, delivery: StoredDelivery) -> None:
-        pass
+        self._deliveries.setdefault(client_id, {})[delivery.seq] = _copy_delivery(delivery)
 
     def delivery_update(self, client_id: str, seq: int, packet_id: int | None,
                         state: str) -> None:
-        pass
+        delivery = self._deliveries.get(client_id, {}).get(seq)
+        if delivery is not None:
+            delivery.packet_id = packet_id
+            delivery.state = state
 
     def delivery_delete(self, client_id: str, seq: int) -> None:
-        pass
+        self._deliveries.get(client_id, {}).pop(seq, None)
 
     def pubrel_awaited(self, client_id: str, packet_id: int) -> None:
-        pass
+        self._awaiting_pubrel.setdefault(client_id, set()).add(packet_id)
 
     def pubrel_received(self, client_id: str, packet_id: int) -> None:
-        pass
-
-    def sessions_load(self) -> list[StoredSession]:
-        return []
+        self._awaiting_pubrel.get(client_id, set()).discard(packet_id)
 
     def commit(self, callback: Callable[[bool], None]) -> None:
         callback(True)
 
     def close(self) -> None:
         self._retained.clear()
+        self._sessions.clear()
+        self._subscriptions.clear()
+        self._deliveries.clear()
+        self._awaiting_pubrel.clear()
