@@ -80,8 +80,9 @@ class Store(Protocol):
 
     What the port does not carry yet is the message's stream sequence itself: when a
     cluster ingest assigns one, ``StoredMessage`` gains an optional field for it (the
-    embedded stores ignore it). Fencing a session taken over by another node (a lost
-    CAS) is the session directory's concern, not the store's.
+    embedded stores ignore it). Nor does it say how a lost CAS (the session taken over
+    by another node meanwhile) reaches the engine: that belongs with the session
+    directory of the two-phase CONNECT.
     """
 
     @property
