@@ -31,7 +31,7 @@ from roost.engine.session import Session
 from roost.engine.sessions import SessionRegistry
 from roost.engine.settings import EngineSettings
 from roost.engine.stats import Stats
-from roost.engine.store import MemoryStore, Store
+from roost.engine.store import BulkLoad, MemoryStore, Store
 from roost.engine.subscriptions import Subscriber
 from roost.engine.wheel import TimerWheel
 
@@ -70,6 +70,8 @@ class Engine:
 
     def restore(self) -> int:
         """Bring back the sessions the store holds; return how many were resumed."""
+        if not isinstance(self.store, BulkLoad):
+            return 0  # a cluster store: sessions are read per client (session_load)
         return self.sessions.restore(self.store.sessions_load())
 
     def topic_checked(self, topic: str) -> None:

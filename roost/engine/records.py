@@ -1,4 +1,7 @@
-"""Plain records the store persists, independent of the engine's live objects."""
+"""Plain records the store persists, independent of the engine's live objects.
+
+Times are wall-clock seconds since the epoch; see ``roost.engine.store.Store``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ class StoredMessage:
 
 @dataclass(slots=True)
 class StoredSubscription:
+    """A subscription with its options (3.8.3.1); ``topic_filter`` keeps any
+    ``$share/group/`` prefix and is the subscription's key within its session."""
+
     topic_filter: str
     qos: int
     no_local: bool = False
@@ -33,7 +39,15 @@ class StoredSubscription:
 
 @dataclass(slots=True)
 class StoredDelivery:
-    """One entry of a session's outgoing queue; ``state`` is queued, publish or pubrel."""
+    """One entry of a session's outgoing queue.
+
+    ``seq`` is the session's own number for it: unique within the session, increasing
+    in queue order, and the key of ``delivery_update`` and ``delivery_delete``.
+    ``qos`` and ``retain`` are as sent to this subscriber (``message`` keeps the
+    published ones). ``state`` is ``queued`` (not sent; ``packet_id`` is None),
+    ``publish`` (PUBLISH sent with ``packet_id``, awaiting PUBACK or PUBREC) or
+    ``pubrel`` (PUBREL sent, awaiting PUBCOMP).
+    """
 
     seq: int
     message: StoredMessage
@@ -46,6 +60,12 @@ class StoredDelivery:
 
 @dataclass(slots=True)
 class StoredSession:
+    """A persistent session. ``expiry_interval`` is in seconds, None for never (3.1.2.11.2).
+
+    ``session_save`` writes only the session's own fields; the lists are filled when
+    loading, from what was recorded one by one.
+    """
+
     client_id: str
     expiry_interval: int | None
     # Wall-clock time the client went offline; None while connected.
@@ -53,6 +73,7 @@ class StoredSession:
     subscriptions: list[StoredSubscription] = field(default_factory=list)
     deliveries: list[StoredDelivery] = field(default_factory=list)
     awaiting_pubrel: list[int] = field(default_factory=list)
-    # A will still to be published (delay pending), encoded as a message + delay.
+    # A will still to be published (delay pending), and the wall-clock time it is due
+    # (None: publish it as soon as the session is restored).
     will: StoredMessage | None = None
     will_due_at: float | None = None

@@ -27,6 +27,7 @@ from roost.engine.records import (
     StoredSession,
     StoredSubscription,
 )
+from roost.engine.store import StoreUnavailable
 
 log = logging.getLogger("roost.store")
 
@@ -71,6 +72,8 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 class SqliteStore:
+    """The ``Store`` port and its ``BulkLoad`` capability on one SQLite file."""
+
     def __init__(self, data_dir: str | Path, loop: asyncio.AbstractEventLoop,
                  durability: str = "strict") -> None:
         self.path = Path(data_dir) / DB_NAME
@@ -211,31 +214,56 @@ class SqliteStore:
         self._stage("DELETE FROM awaiting_pubrel WHERE client_id = ? AND packet_id = ?",
                     client_id, packet_id)
 
-    # -- Loading at start ------------------------------------------------------------
+    # -- Loading -------------------------------------------------------------------------
 
     def retained_load(self) -> Iterable[StoredMessage]:
         rows = self._db.execute("SELECT topic, payload, qos, props, expires_at FROM retained")
         return [StoredMessage(t, p, q, True, pr, e) for t, p, q, pr, e in rows]
 
     def sessions_load(self) -> list[StoredSession]:
+        """Every session (``BulkLoad``), read on the calling thread: only at start."""
+        return self._read_sessions("", ())
+
+    async def session_load(self, client_id: str) -> StoredSession | None:
+        """One session, read on the writer thread, so after every batch already handed
+        to it and without blocking the event loop."""
+        try:
+            found = await self._loop.run_in_executor(
+                self._executor, self._read_one, client_id)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: cannot read session {client_id!r} "
+                                   f"({exc})") from exc
+        return found
+
+    def _read_one(self, client_id: str) -> StoredSession | None:
+        with self._lock:
+            found = self._read_sessions("WHERE client_id = ?", (client_id,))
+        return found[0] if found else None
+
+    def _read_sessions(self, where: str, params: tuple[Any, ...]) -> list[StoredSession]:
+        """Sessions with their rows; ``where`` (empty or on ``client_id``) selects them."""
         db = self._db
         sessions: dict[str, StoredSession] = {}
-        for row in db.execute("SELECT * FROM sessions"):
+        for row in db.execute(f"SELECT * FROM sessions {where}", params):
             (cid, expiry, disc, wt, wp, wq, wr, wprops, wexp, wdue) = row
             will = StoredMessage(wt, wp, wq, bool(wr), wprops, wexp) if wt is not None else None
             sessions[cid] = StoredSession(cid, expiry, disc, will=will, will_due_at=wdue)
+        if not sessions:
+            return []
         for cid, f, q, nl, rap, rh, ident in db.execute(
-                "SELECT * FROM subscriptions ORDER BY rowid"):
+                f"SELECT * FROM subscriptions {where} ORDER BY rowid", params):
             if cid in sessions:
                 sessions[cid].subscriptions.append(
                     StoredSubscription(f, q, bool(nl), bool(rap), rh, ident))
-        for row in db.execute("SELECT * FROM deliveries ORDER BY client_id, seq"):
+        for row in db.execute(
+                f"SELECT * FROM deliveries {where} ORDER BY client_id, seq", params):
             (cid, seq, topic, payload, mq, mr, props, exp, q, r, ids, pid, state) = row
             if cid in sessions:
                 sessions[cid].deliveries.append(StoredDelivery(
                     seq, StoredMessage(topic, payload, mq, bool(mr), props, exp), q, bool(r),
                     [int(i) for i in ids.split(",") if i], pid, state))
-        for cid, pid in db.execute("SELECT * FROM awaiting_pubrel"):
+        for cid, pid in db.execute(
+                f"SELECT * FROM awaiting_pubrel {where} ORDER BY client_id, packet_id", params):
             if cid in sessions:
                 sessions[cid].awaiting_pubrel.append(pid)
         return list(sessions.values())

@@ -1,5 +1,6 @@
-"""The SQLite store on its own, driven from a real asyncio loop: the schema, refusing
-files it must not touch, commit callbacks, group commit, and failing writes."""
+"""The SQLite store on its own, driven from a real asyncio loop: the schema, durability
+across reopening, refusing files it must not touch, commit callbacks, group commit, and
+failing writes. What every store must do is in ``test_store_contract.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import os
 import random
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,46 +22,14 @@ from roost.engine.records import (
     StoredSession,
     StoredSubscription,
 )
+from roost.engine.store import StoreUnavailable
 from roost.store.sqlite import DB_NAME, SCHEMA_VERSION, SqliteStore, StoreError
 from tests.faults import tmpfs
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-def wait_for(loop: asyncio.AbstractEventLoop, predicate: Callable[[], bool],
-             timeout: float = 5.0) -> float:
-    """Run the loop until ``predicate()`` holds; return the seconds it took."""
-
-    async def poll() -> float:
-        start = loop.time()
-        while not predicate():
-            if loop.time() - start > timeout:
-                raise AssertionError(f"not reached within {timeout} s")
-            await asyncio.sleep(0.005)
-        return loop.time() - start
-
-    return loop.run_until_complete(poll())
-
-
-def commit(loop: asyncio.AbstractEventLoop, store: SqliteStore,
-           timeout: float = 5.0) -> bool:
-    results: list[bool] = []
-    store.commit(results.append)
-    wait_for(loop, lambda: bool(results), timeout)
-    return results[0]
+from tests.store.support import commit, load, retained, wait_for
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def retained(topic: str, payload: bytes = b"x") -> StoredMessage:
-    return StoredMessage(topic, payload, 1, True, b"\x00", None)
 
 
 def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -95,7 +63,9 @@ def test_new_store_creates_schema_version_1(tmp_path: Path, loop) -> None:
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
-def test_everything_written_loads_back_after_reopening(tmp_path: Path, loop) -> None:
+def test_everything_committed_loads_the_same_after_reopening(tmp_path: Path, loop) -> None:
+    """Durability only: what each write means is the contract suite's business
+    (``test_store_contract.py``, run against SQLite too)."""
     store = SqliteStore(tmp_path, loop)
     will = StoredMessage("will/t", b"bye", 1, False, b"\x00", None)
     store.session_save(StoredSession("c1", 120, 1000.0, will=will, will_due_at=1010.0))
@@ -106,26 +76,66 @@ def test_everything_written_loads_back_after_reopening(tmp_path: Path, loop) -> 
     store.delivery_add("c1", StoredDelivery(2, message, 2, False, [], None, "queued"))
     store.delivery_update("c1", 2, 9, "pubrel")
     store.pubrel_awaited("c1", 33)
+    store.session_save(StoredSession("c2", None))
     store.retained_set(retained("r/1", b"one"))
-    store.retained_set(retained("r/2", b"two"))
-    store.retained_delete("r/2")
-    store.session_save(StoredSession("gone", None))
-    store.subscription_set("gone", StoredSubscription("z", 0))
-    store.session_delete("gone")
     assert commit(loop, store)
+    before = (store.sessions_load(), list(store.retained_load()))
+    assert len(before[0]) == 2 and before[0][0].deliveries
     store.close()
 
     store = SqliteStore(tmp_path, loop)
     try:
-        assert [(m.topic, m.payload) for m in store.retained_load()] == [("r/1", b"one")]
-        [s] = store.sessions_load()
-        assert (s.client_id, s.expiry_interval, s.disconnected_at) == ("c1", 120, 1000.0)
-        assert s.will == will and s.will_due_at == 1010.0
-        assert s.subscriptions == [StoredSubscription("a/+", 1, True, False, 1, 7),
-                                   StoredSubscription("b/#", 2)]
-        assert s.deliveries == [StoredDelivery(1, message, 1, False, [7], None, "queued"),
-                                StoredDelivery(2, message, 2, False, [], 9, "pubrel")]
-        assert s.awaiting_pubrel == [33]
+        assert (store.sessions_load(), list(store.retained_load())) == before
+        assert load(loop, store, "c1") == next(s for s in before[0] if s.client_id == "c1")
+    finally:
+        store.close()
+
+
+def test_session_load_reads_on_the_writer_thread_after_the_batch_in_flight(
+        tmp_path: Path, loop) -> None:
+    """Asked while a batch is being written, the read waits for it (and sees it) without
+    holding up the event loop."""
+    store = SqliteStore(tmp_path, loop)
+    try:
+        store.session_save(StoredSession("c1", 60))
+        store.subscription_set("c1", StoredSubscription("first", 1))
+        results: list[bool] = []
+        with store._lock:  # the writer thread waits for this: the batch stays in flight
+            store.commit(results.append)
+            wait_for(loop, lambda: not store._pending)  # the batch has left
+            task = loop.create_task(store.session_load("c1"))
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                for _ in range(5):
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+
+            loop.run_until_complete(tick())
+            assert ticks == 5 and not task.done()
+        wait_for(loop, task.done)
+        session = task.result()
+        assert session is not None
+        assert [s.topic_filter for s in session.subscriptions] == ["first"]
+        assert results == [True]
+    finally:
+        store.close()
+
+
+def test_session_load_that_cannot_read_raises_store_unavailable(
+        tmp_path: Path, loop) -> None:
+    store = SqliteStore(tmp_path, loop)
+    try:
+        store.session_save(StoredSession("c1", 60))
+        assert commit(loop, store)
+        other = sqlite3.connect(store.path)
+        other.execute("DROP TABLE subscriptions")
+        other.commit()
+        other.close()
+        with pytest.raises(StoreUnavailable) as info:
+            load(loop, store, "c1")
+        assert str(store.path) in str(info.value) and "c1" in str(info.value)
     finally:
         store.close()
 
