@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from roost import auth
 from roost.admin.drain import drain
@@ -22,6 +23,7 @@ from roost.config import Config, ConfigError, format_host_port
 from roost.engine.channel import Channel
 from roost.engine.engine import Engine
 from roost.engine.message import Message
+from roost.engine.router import Router
 from roost.engine.store import MemoryStore, Store
 from roost.mqtt import ReasonCode
 from roost.mqtt.properties import Properties
@@ -30,6 +32,9 @@ from roost.transport.flush import Flusher
 from roost.transport.listener import ListenerState
 from roost.transport.tcp import is_loopback, start_listener
 from roost.transport.tls import ContextHolder
+
+if TYPE_CHECKING:
+    from roost.cluster.node import ClusterNode
 
 log = logging.getLogger("roost")
 
@@ -57,12 +62,12 @@ def build_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
 
 
 def build_engine(config: Config, loop: asyncio.AbstractEventLoop,
-                 store: Store | None = None) -> Engine:
+                 store: Store | None = None, router: Router | None = None) -> Engine:
     allow = {}
     for listener in config.listeners:
         anonymous = listener.allow_anonymous
         allow[listener.name] = is_loopback(listener.bind) if anonymous is None else anonymous
-    return Engine(AsyncioClock(loop), config.mqtt, store=store,
+    return Engine(AsyncioClock(loop), config.mqtt, store=store, router=router,
                   authenticators=build_authenticators(config.auth, allow),
                   authorizers=build_authorizers(config.auth))
 
@@ -91,6 +96,8 @@ class Broker:
         self._tasks = asyncio.TaskGroup()
         self._sys_task: asyncio.Task[None] | None = None
         self._draining: asyncio.Task[None] | None = None
+        # Cluster mode's side of the node (config.cluster); None on the embedded path.
+        self._cluster: ClusterNode | None = None
         self._exit = AsyncExitStack()
 
     async def __aenter__(self) -> Broker:
@@ -118,10 +125,21 @@ class Broker:
             stack.callback(http_server.close)
         store = build_store(self.config, loop)
         stack.callback(store.close)
-        self.engine = build_engine(self.config, loop, store)
+        if self.config.cluster is not None:
+            # Imported here: the embedded broker never loads the NATS client.
+            from roost.cluster.node import ClusterNode
+
+            self._cluster = ClusterNode(self.config.cluster, self.config.mqtt)
+        cluster = self._cluster
+        self.engine = build_engine(self.config, loop, store,
+                                   cluster.router if cluster is not None else None)
         resumed = self.engine.restore()
         log.info("store %s: %d sessions and %d retained messages restored",
                  self.config.store.type, resumed, self.engine.retained.count)
+        if cluster is not None:
+            # Waits until NATS is reachable: no listener is open before.
+            await cluster.start(self.engine)
+            stack.push_async_callback(cluster.close)
         flusher = Flusher(loop)
         for listener, tls in zip(self.config.listeners, contexts, strict=True):
             state = ListenerState(listener, self.engine, flusher, tls)
@@ -143,6 +161,8 @@ class Broker:
         await stack.enter_async_context(self._tasks)
         stack.callback(self._cancel_tasks)
         stack.callback(self._not_ready)
+        if cluster is not None:
+            cluster.run(self._tasks)
         self._ready = True
         if self.config.sys.interval > 0:
             sys_topics = SysTopics(self, self.config.sys.interval)
@@ -155,6 +175,8 @@ class Broker:
         for task in (self._sys_task, self._draining):
             if task is not None:
                 task.cancel()
+        if self._cluster is not None:
+            self._cluster.cancel()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -204,7 +226,8 @@ class Broker:
 
     @property
     def ready(self) -> bool:
-        return self._ready
+        # In cluster mode, only while the node reaches NATS.
+        return self._ready and (self._cluster is None or self._cluster.ready)
 
     def listeners(self) -> Sequence[ListenerFigures]:
         return self._listeners

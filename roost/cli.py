@@ -9,7 +9,15 @@ from dataclasses import replace
 from roost import __version__, ctl
 from roost.auth import passwd_command
 from roost.bench.options import add_arguments as add_bench_arguments
-from roost.config import Config, ConfigError, ListenerConfig, load, parse_host_port
+from roost.config import (
+    ClusterConfig,
+    Config,
+    ConfigError,
+    ListenerConfig,
+    load,
+    parse_host_port,
+    parse_nats_urls,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                             'default 127.0.0.1:8080, "" disables it')
     serve.add_argument("--log-format", choices=("text", "json"),
                        help="log lines as text (default) or JSON objects")
+    serve.add_argument("--cluster", metavar="URL[,URL...]",
+                       help="cluster mode: NATS servers to join (nats://HOST:PORT,...), "
+                            "replacing [cluster] urls; see docs/cluster.md")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     passwd_command.add_parser(sub)
@@ -47,6 +58,12 @@ def _apply_overrides(config: Config, args: argparse.Namespace) -> Config:
                               f'to disable, got "{args.http}"')
         else:
             config = replace(config, http=replace(config.http, bind=args.http, enabled=True))
+    if getattr(args, "cluster", None) is not None:
+        urls = parse_nats_urls(args.cluster)
+        if urls is None:
+            raise ConfigError(f'--cluster: expected NATS URLs such as "nats://10.0.0.1:4222,'
+                              f'nats://10.0.0.2:4222", got "{args.cluster}"')
+        config = replace(config, cluster=replace(config.cluster or ClusterConfig(), urls=urls))
     if getattr(args, "log_format", None):
         config = replace(config, log=replace(config.log, format=args.log_format))
     if args.bind is not None or args.port is not None:

@@ -7,10 +7,14 @@ Every error names the file, the key and what was expected, e.g.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from roost.engine.settings import EngineSettings
 
@@ -123,6 +127,53 @@ class HttpConfig:
         return parsed
 
 
+# A NATS subject token that is also a valid JetStream stream/bucket name part.
+_NATS_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+NATS_SCHEMES = ("nats", "tls")
+
+
+def default_node_id() -> str:
+    """``<short host name>-<pid>``, reduced to a NATS token (``[A-Za-z0-9_-]``)."""
+    host = socket.gethostname().split(".")[0] or "node"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", host) + f"-{os.getpid()}"
+
+
+def check_nats_url(url: str) -> bool:
+    """Whether ``url`` is ``nats://HOST[:PORT]`` or ``tls://HOST[:PORT]`` (user and
+    password may be given in it)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (parts.scheme in NATS_SCHEMES and bool(parts.hostname)
+            and (port is None or 0 < port <= 65535) and parts.path in ("", "/")
+            and not parts.query and not parts.fragment)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Cluster mode (docs/cluster.md): present only when ``[cluster]`` is configured or
+    ``roost serve --cluster`` is given."""
+
+    # NATS servers to connect to: nats://HOST:PORT or tls://HOST:PORT.
+    urls: tuple[str, ...] = ()
+    # The Roost cluster's name: prefix of its NATS subjects (and later its streams and
+    # buckets), so several Roost clusters can share one NATS.
+    name: str = "roost"
+    # This node's name in the cluster, unique among the nodes; a NATS token.
+    node_id: str = field(default_factory=default_node_id)
+    # A NATS .creds file (user JWT and NKey seed).
+    credentials_file: str | None = None
+    # TLS towards NATS: CA bundle to verify the servers, client certificate and key.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    # The NATS servers' HTTP monitoring endpoints (http://HOST:8222), one per server,
+    # for the start-up checks (roost.cluster.preflight).
+    monitor_urls: tuple[str, ...] = ()
+
+
 def format_host_port(host: str, port: int) -> str:
     """The inverse of ``parse_host_port``: brackets around an IPv6 address."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -151,6 +202,8 @@ class Config:
     sys: SysConfig = field(default_factory=SysConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    # None: the embedded broker, nothing of roost.cluster is loaded.
+    cluster: ClusterConfig | None = None
     source: str = "<defaults>"
 
 
@@ -250,7 +303,7 @@ def load(path: str | Path) -> Config:
 def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     r = _Reader(source)
     top_known = {"data_dir", "listeners", "log", "mqtt", "store", "auth", "http",
-                 "sys", "drain"}
+                 "sys", "drain", "cluster"}
     for key in data:
         if key not in top_known:
             raise ConfigError(f"{source}: {key}: unknown key (known keys: "
@@ -298,6 +351,11 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
         if values.get("durability", "strict") not in ("strict", "relaxed"):
             raise r.error("store.durability", '"strict" or "relaxed"', values["durability"])
         config = replace(config, store=StoreConfig(**values))
+    if "cluster" in data:
+        cluster = _table(r, "cluster", data["cluster"])
+        values = r.section(cluster, "cluster.", ClusterConfig)
+        _check_cluster(r, values)
+        config = replace(config, cluster=ClusterConfig(**values))
     if "mqtt" in data:
         mqtt = _table(r, "mqtt", data["mqtt"])
         values = r.section(mqtt, "mqtt.", EngineSettings)
@@ -363,3 +421,35 @@ def _check_listener(r: _Reader, prefix: str, values: dict[str, Any]) -> None:
         except ValueError:
             raise r.error(f"{prefix}proxy_trusted[{i}]", "an address or network in CIDR form",
                           net) from None
+
+
+def _check_cluster(r: _Reader, values: dict[str, Any]) -> None:
+    urls = values.get("urls", ())
+    if not urls:
+        raise r.error("cluster.urls", 'one or more NATS URLs such as "nats://127.0.0.1:4222"',
+                      list(urls))
+    for i, url in enumerate(urls):
+        if not check_nats_url(url):
+            raise r.error(f"cluster.urls[{i}]", "a URL nats://HOST:PORT or tls://HOST:PORT",
+                          url)
+    for key in ("name", "node_id"):
+        if key in values and not _NATS_TOKEN.fullmatch(values[key]):
+            raise r.error(f"cluster.{key}", "a name of letters, digits, '_' and '-'",
+                          values[key])
+    for i, url in enumerate(values.get("monitor_urls", ())):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise r.error(f"cluster.monitor_urls[{i}]", "a URL http://HOST:PORT", url)
+    if bool(values.get("tls_cert_file")) != bool(values.get("tls_key_file")):
+        missing = "tls_key_file" if values.get("tls_cert_file") else "tls_cert_file"
+        raise ConfigError(f"{r.source}: cluster.{missing}: required with "
+                          f"{'tls_cert_file' if missing == 'tls_key_file' else 'tls_key_file'}")
+
+
+def parse_nats_urls(value: str) -> tuple[str, ...] | None:
+    """A comma-separated list of NATS URLs (``roost serve --cluster``); None if one of
+    them is not a NATS URL."""
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    if not urls or not all(map(check_nats_url, urls)):
+        return None
+    return urls

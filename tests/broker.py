@@ -58,7 +58,9 @@ class BrokerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> BrokerProcess:
+    def start(self, wait: bool = True) -> BrokerProcess:
+        """Run the broker; unless ``wait`` is false, return once its MQTT port accepts
+        connections."""
         args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
         args += ["--http", f"127.0.0.1:{self.http_port}" if self.http_port else ""]
@@ -72,6 +74,12 @@ class BrokerProcess:
         self._log = open(self.log_path, mode)  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env)
+        return self.start_wait() if wait else self
+
+    def start_wait(self) -> BrokerProcess:
+        """Return once the broker started with ``start(wait=False)`` accepts MQTT
+        connections; raise if it exits or does not within 15 s."""
+        assert self.proc is not None
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -101,3 +101,28 @@ def test_anonymous_refused_on_listener_that_forbids_it():
         assert ack.reason_code == ReasonCode.NOT_AUTHORIZED
         c.expect_closed()
         c.close()
+
+
+def test_cluster_option_sets_or_replaces_the_urls():
+    from roost.cli import _apply_overrides, _parser
+
+    def serve(*args: str, config: Config | None = None) -> Config:
+        return _apply_overrides(config or Config(), _parser().parse_args(["serve", *args]))
+
+    assert serve().cluster is None
+    cluster = serve("--cluster", "nats://10.0.0.1:4222, nats://10.0.0.2:4222").cluster
+    assert cluster is not None
+    assert cluster.urls == ("nats://10.0.0.1:4222", "nats://10.0.0.2:4222")
+    assert cluster.name == "roost"
+    from roost.config import from_dict
+    configured = from_dict({"cluster": {"urls": ["nats://a:4222"], "name": "prod"}})
+    cluster = serve("--cluster", "nats://b:4222", config=configured).cluster
+    assert cluster is not None and (cluster.urls, cluster.name) == (("nats://b:4222",), "prod")
+
+
+def test_serve_refuses_a_bad_cluster_option():
+    out = roost("serve", "--cluster", "http://10.0.0.1:4222", "--port", str(free_port()),
+                "--http", "")
+    assert out.returncode == 2
+    assert ('--cluster: expected NATS URLs such as "nats://10.0.0.1:4222,nats://10.0.0.2:4222",'
+            ' got "http://10.0.0.1:4222"') in out.stderr

@@ -1,5 +1,7 @@
 """Config loading: defaults, the documented example, and errors that name file and key."""
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,49 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "nope.toml")
+
+
+def test_cluster_section_is_absent_by_default_and_filled_when_given():
+    assert Config().cluster is None
+    assert from_dict({}).cluster is None
+    cfg = from_dict({"cluster": {"urls": ["nats://10.0.0.1:4222", "tls://nats.example"],
+                                 "name": "prod", "node_id": "node-7",
+                                 "monitor_urls": ["http://10.0.0.1:8222"],
+                                 "tls_cert_file": "c.pem", "tls_key_file": "k.pem"}})
+    assert cfg.cluster is not None
+    assert cfg.cluster.urls == ("nats://10.0.0.1:4222", "tls://nats.example")
+    assert (cfg.cluster.name, cfg.cluster.node_id) == ("prod", "node-7")
+    assert cfg.cluster.monitor_urls == ("http://10.0.0.1:8222",)
+
+
+def test_cluster_node_id_defaults_to_host_and_pid_as_a_nats_token():
+    cluster = from_dict({"cluster": {"urls": ["nats://127.0.0.1:4222"]}}).cluster
+    assert cluster is not None and cluster.name == "roost"
+    assert re.fullmatch(r"[A-Za-z0-9_-]+-\d+", cluster.node_id)
+    assert cluster.node_id.endswith(f"-{os.getpid()}")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"cluster": {}}, 'cluster.urls: expected one or more NATS URLs such as '
+                      '"nats://127.0.0.1:4222", got []'),
+    ({"cluster": {"urls": "nats://a:4222"}}, "cluster.urls: expected a list of strings"),
+    ({"cluster": {"urls": ["http://a:4222"]}},
+     'cluster.urls[0]: expected a URL nats://HOST:PORT or tls://HOST:PORT, got "http://a:4222"'),
+    ({"cluster": {"urls": ["nats://a:4222", "nats://:4222"]}}, "cluster.urls[1]: expected"),
+    ({"cluster": {"urls": ["nats://a:99999"]}}, "cluster.urls[0]: expected"),
+    ({"cluster": {"urls": ["nats://a"], "name": "my.cluster"}},
+     "cluster.name: expected a name of letters, digits, '_' and '-', got \"my.cluster\""),
+    ({"cluster": {"urls": ["nats://a"], "node_id": "node 1"}}, "cluster.node_id: expected"),
+    ({"cluster": {"urls": ["nats://a"], "monitor_urls": ["nats://a:8222"]}},
+     "cluster.monitor_urls[0]: expected a URL http://HOST:PORT"),
+    ({"cluster": {"urls": ["nats://a"], "tls_cert_file": "c.pem"}},
+     "cluster.tls_key_file: required with tls_cert_file"),
+    ({"cluster": {"urls": ["nats://a"], "credentials": "x.creds"}},
+     "cluster.credentials: unknown key (known keys: credentials_file, monitor_urls, name, "
+     "node_id, tls_ca_file, tls_cert_file, tls_key_file, urls)"),
+])
+def test_cluster_errors_name_the_file_and_key(data, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict(data, "f.toml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("f.toml: ")

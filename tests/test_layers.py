@@ -29,6 +29,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "roost.store": ("roost.transport", "roost.admin", "roost.app", "roost.cli"),
     "roost.transport": ("roost.admin", "roost.app", "roost.cli"),
     "roost.admin": ("roost.app", "roost.cli"),
+    # The backplane plugs into the engine's seams; the node's wiring is app.py's.
+    "roost.cluster": ("roost.transport", "roost.admin", "roost.app", "roost.cli"),
     # The load generator talks MQTT over sockets; it may use the codec, not the broker.
     "roost.bench": ("roost.engine", "roost.transport", "roost.store", "roost.admin",
                     "roost.app"),
@@ -184,6 +186,11 @@ def test_layer_checker_applies_each_layers_own_rules() -> None:
     assert layer_violations(Module("roost.admin.fake", "from roost.engine import channel\n"
                                    "from .. import app\n")) == [
         "roost.admin.fake:2 imports roost.app"]
+    assert layer_violations(Module("roost.cluster.fake", "from roost.engine import router\n"
+                                   "from roost.transport import tcp\n")) == [
+        "roost.cluster.fake:2 imports roost.transport"]
+    assert layer_violations(Module("roost.engine.fake", "import roost.cluster.router\n")) \
+        == ["roost.engine.fake:1 imports roost.cluster.router"]
     # The wiring at the top may import anything.
     assert layer_violations(Module("roost.app", "import asyncio\nfrom roost import cli\n")) \
         == []

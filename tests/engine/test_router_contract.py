@@ -1,7 +1,8 @@
 """The Router port's contract (roost/engine/router.py), run against every
-implementation: the local router now; the cluster's router joins the ``router``
-fixture's parameters when it exists. Subscribers are recording fakes, so the tests say
-only what the port promises."""
+implementation: the local router, and the cluster's router as one node on an in-memory
+NATS (tests/cluster/memory_bus.py), so its messages and shared groups go through the
+bus and back. Subscribers are recording fakes, so the tests say only what the port
+promises."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from roost.engine.message import Message
 from roost.engine.router import LocalRouter, Router
 from roost.engine.subscriptions import Subscription
 from roost.mqtt.topics import parse_shared
+from tests.cluster.memory_bus import MemoryNats, router_node
 
-IMPLEMENTATIONS: dict[str, Callable[[], Router]] = {"local": LocalRouter}
+IMPLEMENTATIONS: dict[str, Callable[[], Router]] = {
+    "local": LocalRouter,
+    "cluster": lambda: router_node(MemoryNats()),
+}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
