@@ -245,9 +245,9 @@ class NatsBackplane:
         log.warning("cluster: NATS connection %r: %s", role, exc or type(exc).__name__)
 
     async def _disconnected(self, role: str) -> None:
-        if self.connected:
-            log.warning("cluster: NATS connection %r lost: routing stays on this node, "
-                        "and /readyz says 503, until it is back", role)
+        # Each connection says so: which of the two notices first is a race.
+        log.warning("cluster: NATS connection %r lost: routing stays on this node, "
+                    "and /readyz says 503, until it is back", role)
         self._update_connected()
 
     async def _reconnected(self, role: str, nc: Client) -> None:
