@@ -68,13 +68,16 @@ bench: $(TEST_STAMP)
 	$(PY) -m benchmarks.persistent_qos1 --count 20000 --write docs/benchmarks.md
 	$(PY) -m benchmarks.suite --write docs/benchmarks.md
 
-# The single-node floors (issue 10): the suite's scenarios against Mosquitto, median of
+# The single-node floors (issue 10): the suite's scenarios against Mosquitto and a baseline
+# commit of Roost measured in the same run, median of
 # BENCH_RUNS runs, written to docs/benchmarks.md.
 BENCH_RUNS ?= 3
+# The commit the floors compare with: the hot path as issue 5 left it.
+BENCH_BASELINE ?= 121fce9
 bench-floors: $(TEST_STAMP)
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
-	$(PY) -m benchmarks.floors --runs $(BENCH_RUNS) --write docs/benchmarks.md
+	$(PY) -m benchmarks.floors --runs $(BENCH_RUNS) --baseline $(BENCH_BASELINE) --write docs/benchmarks.md
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check roost tests benchmarks

@@ -51,7 +51,8 @@ class Broker:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_roost(config: str = "") -> Broker:
+def start_roost(config: str = "", source: Path = ROOT, name: str = "roost") -> Broker:
+    """Roost from the source tree ``source`` (another checkout, for an A/B run)."""
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="bench-roost-")
     args = [sys.executable, "-m", "roost.cli", "serve", "--port", str(port),
@@ -59,10 +60,10 @@ def start_roost(config: str = "") -> Broker:
     if config:
         Path(tmp, "roost.toml").write_text(config)
         args += ["--config", f"{tmp}/roost.toml"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, cwd=source, stdout=subprocess.DEVNULL,
                             stderr=open(f"{tmp}/log", "wb"))  # noqa: SIM115
-    _wait(port, proc, "roost")
-    return Broker("roost", port, proc, tmp)
+    _wait(port, proc, name)
+    return Broker(name, port, proc, tmp)
 
 
 def start_mosquitto(extra: str = "") -> Broker:
