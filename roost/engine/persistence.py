@@ -44,11 +44,11 @@ class Converter:
 
     def delivery_out(self, d: Delivery, packet_id: int | None, state: str) -> StoredDelivery:
         return StoredDelivery(d.seq, self.message_out(d.message), d.qos, d.retain,
-                              list(d.subscription_ids), packet_id, state)
+                              list(d.subscription_ids), packet_id, state, d.share)
 
     def delivery_in(self, s: StoredDelivery) -> Delivery:
         return Delivery(self.message_in(s.message), s.qos, s.retain, list(s.subscription_ids),
-                        s.seq)
+                        s.seq, s.share)
 
     def will_out(self, w: Will) -> StoredMessage:
         return StoredMessage(w.topic, w.payload, w.qos, w.retain,

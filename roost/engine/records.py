@@ -46,7 +46,9 @@ class StoredDelivery:
     ``qos`` and ``retain`` are as sent to this subscriber (``message`` keeps the
     published ones). ``state`` is ``queued`` (not sent; ``packet_id`` is None),
     ``publish`` (PUBLISH sent with ``packet_id``, awaiting PUBACK or PUBREC) or
-    ``pubrel`` (PUBREL sent, awaiting PUBCOMP).
+    ``pubrel`` (PUBREL sent, awaiting PUBCOMP). ``share`` is the shared subscription
+    (``$share/group/filter``) it came through, None for a plain one: if the session
+    ends before its client has the message, it goes back to that group (MQTT 5 4.8.2).
     """
 
     seq: int
@@ -56,6 +58,7 @@ class StoredDelivery:
     subscription_ids: list[int] = field(default_factory=list)
     packet_id: int | None = None
     state: str = "queued"
+    share: str | None = None
 
 
 @dataclass(slots=True)

@@ -209,7 +209,7 @@ def _copy_message(m: StoredMessage, retain: bool | None = None) -> StoredMessage
 
 def _copy_delivery(d: StoredDelivery) -> StoredDelivery:
     return StoredDelivery(d.seq, _copy_message(d.message), d.qos, d.retain,
-                          list(d.subscription_ids), d.packet_id, d.state)
+                          list(d.subscription_ids), d.packet_id, d.state, d.share)
 
 
 class MemoryStore:

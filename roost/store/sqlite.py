@@ -32,7 +32,7 @@ from roost.engine.store import StoreUnavailable
 log = logging.getLogger("roost.store")
 
 DB_NAME = "roost.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RETRY_SECONDS = 1.0
 
 # Each entry upgrades the schema from version i to i + 1; never edit a released one.
@@ -60,6 +60,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE awaiting_pubrel (
         client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
         PRIMARY KEY (client_id, packet_id));
+    """,
+    # 2: the shared subscription a delivery came through, so that it can go back to its
+    # group after a restart (MQTT 5 4.8.2).
+    """
+    ALTER TABLE deliveries ADD COLUMN share TEXT;
     """,
 ]
 
@@ -188,10 +193,10 @@ class SqliteStore:
     def delivery_add(self, client_id: str, d: StoredDelivery) -> None:
         m = d.message
         self._stage_delivery(client_id, d.seq, "INSERT OR REPLACE INTO deliveries VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     client_id, d.seq, m.topic, m.payload, m.qos, int(m.retain), m.properties,
                     m.expires_at, d.qos, int(d.retain),
-                    ",".join(map(str, d.subscription_ids)), d.packet_id, d.state)
+                    ",".join(map(str, d.subscription_ids)), d.packet_id, d.state, d.share)
 
     def delivery_update(self, client_id: str, seq: int, packet_id: int | None,
                         state: str) -> None:
@@ -257,11 +262,11 @@ class SqliteStore:
                     StoredSubscription(f, q, bool(nl), bool(rap), rh, ident))
         for row in db.execute(
                 f"SELECT * FROM deliveries {where} ORDER BY client_id, seq", params):
-            (cid, seq, topic, payload, mq, mr, props, exp, q, r, ids, pid, state) = row
+            (cid, seq, topic, payload, mq, mr, props, exp, q, r, ids, pid, state, share) = row
             if cid in sessions:
                 sessions[cid].deliveries.append(StoredDelivery(
                     seq, StoredMessage(topic, payload, mq, bool(mr), props, exp), q, bool(r),
-                    [int(i) for i in ids.split(",") if i], pid, state))
+                    [int(i) for i in ids.split(",") if i], pid, state, share))
         for cid, pid in db.execute(
                 f"SELECT * FROM awaiting_pubrel {where} ORDER BY client_id, packet_id", params):
             if cid in sessions:

@@ -143,3 +143,24 @@ def test_hand_back_and_drops_are_counted_in_metrics():
             time.sleep(0.05)
         assert metrics[("roost_shared_redispatched_total", ())] == 1
         assert metrics[("roost_messages_dropped_total", (("reason", "no_share_member"),))] == 1
+
+
+def test_hand_back_survives_a_broker_crash(tmp_path):
+    """A shared message queued for an offline member is handed to another member when
+    that member's session expires — also when the broker was killed in between: the
+    store keeps which group each delivery came through."""
+    with BrokerProcess(data_dir=tmp_path) as broker:
+        def connect(cid: str, **kw: object) -> RawClient:
+            return online(lambda lv: RawClient(broker.port, lv), 5, cid, **kw)
+
+        a = connect("shr-crash-a", clean=False,
+                    properties=Properties(session_expiry_interval=3))
+        a.subscribe("$share/g/shr/crash", qos=1)
+        a.close()  # offline; the only member
+        pub = connect("shr-crash-pub")
+        publish_qos1(pub, "shr/crash", b"kept")  # queued for a, committed before PUBACK
+        broker.restart(graceful=False)
+        b = connect("shr-crash-b")
+        b.subscribe("$share/g/shr/crash", qos=1)
+        [got] = receive(b, 1, timeout=8)  # once a's session expires
+        assert (got.topic, got.payload, got.dup) == ("shr/crash", b"kept", False)

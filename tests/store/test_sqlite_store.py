@@ -23,7 +23,7 @@ from roost.engine.records import (
     StoredSubscription,
 )
 from roost.engine.store import StoreUnavailable
-from roost.store.sqlite import DB_NAME, SCHEMA_VERSION, SqliteStore, StoreError
+from roost.store.sqlite import DB_NAME, MIGRATIONS, SCHEMA_VERSION, SqliteStore, StoreError
 from tests.faults import tmpfs
 from tests.store.support import commit, load, retained, wait_for
 
@@ -44,13 +44,13 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 # -- Schema and opening ---------------------------------------------------------------
 
 
-def test_new_store_creates_schema_version_1(tmp_path: Path, loop) -> None:
+def test_new_store_creates_the_current_schema(tmp_path: Path, loop) -> None:
     store = SqliteStore(tmp_path / "data", loop)
     try:
         path = tmp_path / "data" / DB_NAME
         assert store.path == path
-        assert SCHEMA_VERSION == 1
-        assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+        assert SCHEMA_VERSION == 2
+        assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
         tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master "
                                                  "WHERE type = 'table'")}
         assert {"meta", "retained", "sessions", "subscriptions", "deliveries",
@@ -60,7 +60,28 @@ def test_new_store_creates_schema_version_1(tmp_path: Path, loop) -> None:
         store.close()
     # Opening again neither migrates again nor fails.
     SqliteStore(tmp_path / "data", loop).close()
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+
+
+def test_version_1_database_is_migrated_and_keeps_its_deliveries(tmp_path: Path,
+                                                                 loop) -> None:
+    """A data directory of the previous release: version 1, without the share column."""
+    path = tmp_path / DB_NAME
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "INSERT INTO meta VALUES ('schema_version', '1');"
+                     "INSERT INTO sessions VALUES ('old', NULL, 1.0, NULL, NULL, NULL, "
+                     "NULL, NULL, NULL, NULL);"
+                     "INSERT INTO deliveries VALUES ('old', 7, 't', x'6d', 1, 0, x'00', "
+                     "NULL, 1, 0, '', NULL, 'queued');")
+    db.close()
+    store = SqliteStore(tmp_path, loop)
+    try:
+        [session] = store.sessions_load()
+        [delivery] = session.deliveries
+        assert (delivery.seq, delivery.message.payload, delivery.share) == (7, b"m", None)
+        assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    finally:
+        store.close()
 
 
 def test_everything_committed_loads_the_same_after_reopening(tmp_path: Path, loop) -> None:

@@ -238,6 +238,15 @@ def test_delivery_message_fields_are_kept(loop: Loop, store: Store) -> None:
     assert [d.message for d in loaded(loop, store, "c1").deliveries] == [MESSAGE, bare]
 
 
+def test_delivery_keeps_the_shared_subscription_it_came_through(loop: Loop,
+                                                                store: Store) -> None:
+    store.session_save(StoredSession("c1", 60))
+    store.delivery_add("c1", StoredDelivery(1, MESSAGE, 1, False, share="$share/g/t/#"))
+    store.delivery_add("c1", StoredDelivery(2, MESSAGE, 1, False))
+    store.delivery_update("c1", 1, 9, "publish")
+    assert [d.share for d in loaded(loop, store, "c1").deliveries] == ["$share/g/t/#", None]
+
+
 # -- Awaited PUBRELs ----------------------------------------------------------------------
 
 
