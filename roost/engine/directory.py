@@ -73,7 +73,19 @@ class LocalSessionDirectory:
         if existing is not None and existing.outlet is not None:
             existing.outlet.disconnect(ReasonCode.SESSION_TAKEN_OVER, "taken over")
         session, present = self._registry.open(client_id, clean_start, expiry_interval)
-        done(Opened(session, present))
+        if session.journal is None:
+            done(Opened(session, present))
+            return
+        # A session that outlives its connection is on disk before the CONNACK says
+        # it exists: a crash right after must not lose it (nor, later, its will).
+        def stored(ok: bool) -> None:
+            if ok:
+                done(Opened(session, present))
+            else:
+                self._registry.closed(session, None)  # offline again, its expiry runs
+                done(Opened(None, refusal=ReasonCode.SERVER_UNAVAILABLE))
+
+        self._registry.commit(stored)
 
     def closed(self, session: Session, will: Will | None) -> None:
         self._registry.closed(session, will)

@@ -47,6 +47,11 @@ class SessionRegistry:
         self._publish = publish
         self.sessions: dict[str, Session] = {}
 
+    def commit(self, callback: Callable[[bool], None]) -> None:
+        """Call back once every session change recorded so far is durable
+        (``Store.commit``)."""
+        self._store.commit(callback)
+
     def get(self, client_id: str) -> Session | None:
         return self.sessions.get(client_id)
 
@@ -143,6 +148,10 @@ class SessionRegistry:
             self._save(session, disconnected=True,
                        will_delay=(session.pending_will.properties.will_delay_interval
                                    if session.pending_will is not None else None))
+            # Written now, not whenever the next acknowledgement asks for a commit: an
+            # idle broker killed meanwhile would lose the delayed will and the time the
+            # client went offline (from which the session's expiry counts).
+            self._store.commit(_ignore)
         if expiry is not None:
             session.expiry_timer = self._clock.call_later(expiry, lambda: self._expired(session))
 
@@ -262,3 +271,8 @@ class SessionRegistry:
 
     def _publish_will(self, client_id: str, will: Will) -> None:
         self._publish(Message.from_will(will, client_id, self._clock.monotonic()))
+
+
+def _ignore(committed: bool) -> None:
+    """A commit nobody waits for; a failure is the store's to report (it logs it and
+    turns unhealthy) and to retry."""

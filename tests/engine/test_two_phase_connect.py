@@ -10,12 +10,14 @@ from collections.abc import Callable
 from roost.engine.channel import HELD_INPUT_LIMIT
 from roost.engine.directory import LocalSessionDirectory, Opened
 from roost.engine.engine import Engine
-from roost.engine.hooks import ConnectEvent, Decision
+from roost.engine.hooks import AnonymousPolicy, ConnectEvent, Decision
 from roost.engine.session import Outlet
+from roost.engine.settings import EngineSettings
+from roost.engine.store import MemoryStore
 from roost.mqtt import Properties, Publish, Subscribe, SubscriptionRequest, encode
 from roost.mqtt.packets import Connack, Connect, Disconnect, Puback, Suback, Will
 from roost.mqtt.reason_codes import ReasonCode
-from tests.engine.memory import MemoryClient, make_engine
+from tests.engine.memory import ManualClock, MemoryClient, make_engine
 
 
 class DeferredDirectory(LocalSessionDirectory):
@@ -172,3 +174,25 @@ def test_deferred_authentication_holds_input_until_decided():
     # No credentials at all: "not authorized"; the pipelined packets are discarded.
     assert d.take() == [Connack(ReasonCode.NOT_AUTHORIZED)]
     assert d.closed
+
+
+class FailingStore(MemoryStore):
+    """Every commit fails, as with a full disk."""
+
+    def commit(self, callback: Callable[[bool], None]) -> None:
+        callback(False)
+
+
+def test_persistent_session_not_stored_is_refused_at_connect():
+    """The CONNACK of a session that outlives its connection follows the commit of its
+    record; when that fails the client is told the server is unavailable, and a
+    session without expiry connects as usual."""
+    clock = ManualClock()
+    engine = Engine(clock, EngineSettings(), store=FailingStore(),
+                    authenticators=[AnonymousPolicy({"default": True}, True)])
+    c = MemoryClient(engine, 5)
+    c.send(Connect("c6", 5, True, 0, properties=Properties(session_expiry_interval=60)))
+    assert c.take() == [Connack(ReasonCode.SERVER_UNAVAILABLE)]
+    assert c.closed
+    d = MemoryClient(engine, 5)
+    assert d.connect("c7").reason_code == ReasonCode.SUCCESS

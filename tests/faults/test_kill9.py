@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from roost.mqtt import Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode
+from roost.mqtt import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode, Will
 from tests.broker import BrokerProcess, RawClient
 from tests.faults import BIG_QUEUES, Drained, Publisher, connect, drain
 
@@ -271,3 +271,26 @@ def test_completed_qos2_deliveries_are_not_published_again_after_kill9() -> None
         again = drain(sub, lambda g: True, quiet=0.5)
         sub.disconnect()
         assert not again.packets, [p.payload for p in again.packets]
+
+
+def test_session_and_delayed_will_of_an_idle_broker_survive_kill9() -> None:
+    """Nothing else happening: the CONNACK of a persistent session follows the commit of
+    its record, and a connection's end writes its delayed will and offline time at once,
+    not whenever the next acknowledgement needs a commit."""
+    with BrokerProcess() as broker:
+        quiet, present = connect(broker.port, "idle-session", 5, expiry=EXPIRY)
+        assert not present
+        quiet.disconnect()
+        c = RawClient(broker.port, 5)
+        c.connect("idle-will", properties=Properties(session_expiry_interval=EXPIRY),
+                  will=Will("idle/will", b"bye", 1, True, Properties(will_delay_interval=3)))
+        c.close()  # no DISCONNECT: the will is due in 3 s
+        broker.wait_log("disconnected idle-will")
+        broker.kill9()
+        broker.start()
+        watcher, _ = connect(broker.port, "idle-watch", 5)
+        watcher.subscribe("idle/#", 1)
+        msg = watcher.expect(Publish, timeout=8)
+        assert (msg.topic, msg.payload) == ("idle/will", b"bye")  # type: ignore[attr-defined]
+        _, present = connect(broker.port, "idle-session", 5, clean=False, expiry=EXPIRY)
+        assert present
