@@ -68,8 +68,9 @@ def on_publish(self: Connection, p: Publish) -> None:
     elif topic[0] == "$" and not client_may_publish(topic, self.client_id,
                                                      settings.allow_dollar_topics):
         outcome = Outcome.NOT_AUTHORIZED
-        self.breach_once("reserved_topic", f"publish to {topic!r} refused: topics "
-                         "under $SYS belong to the broker")
+        self.breach_once("reserved_topic", f"publish to {topic!r} refused: " + (
+            "topics under $SYS belong to the broker" if topic.startswith("$SYS")
+            else "$ topics are refused to clients (allow_dollar_topics = false)"))
     elif engine.hooks.authorizers and engine.hooks.authorize(AccessEvent(
             self.client_id, self.username, Action.PUBLISH, topic)) is Decision.DENY:
         outcome = Outcome.NOT_AUTHORIZED
