@@ -6,10 +6,9 @@ import argparse
 import sys
 from dataclasses import replace
 
-from roost import __version__, ctl
+from roost import __version__, cli_cluster, ctl
 from roost.auth import passwd_command
 from roost.bench.options import add_arguments as add_bench_arguments
-from roost.cluster import launcher_cli
 from roost.config import (
     ClusterConfig,
     Config,
@@ -42,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     passwd_command.add_parser(sub)
     ctl.add_parser(sub)
-    launcher_cli.add_parser(sub)
+    cli_cluster.add_parser(sub)
     bench = sub.add_parser("bench", help="MQTT load generator (connections, rates, latency)",
                            description="Load-test an MQTT broker: see README, 'roost bench'.")
     add_bench_arguments(bench)
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ctl":
         return ctl.run(args)
     if args.command == "cluster":
-        return launcher_cli.run(args)
+        return cli_cluster.run(args)
     if args.command == "bench":
         from roost.bench import main as bench_main
 

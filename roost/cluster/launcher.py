@@ -454,6 +454,7 @@ def _start_haproxy(state: ClusterState) -> None:
         return _haproxy_loads(state)[0] >= 1 and _accepts(state.host, state.port)
 
     _wait("HAProxy", ready, 10.0)
+    _wait_checked(state)
 
 
 def _reload_haproxy(state: ClusterState) -> None:
@@ -474,6 +475,14 @@ def _reload_haproxy(state: ClusterState) -> None:
         return ok > before[0]
 
     _wait("HAProxy reload", reloaded, 10.0)
+    _wait_checked(state)
+
+
+def _wait_checked(state: ClusterState) -> None:
+    """Until HAProxy (its current worker) has checked every node and found it UP."""
+    wanted = {n.node_id: "UP" for n in state.nodes}
+    _wait("HAProxy health checks of " + ", ".join(wanted),
+          lambda: haproxy_servers(state) == wanted, 10.0)
 
 
 def haproxy_servers(state: ClusterState) -> dict[str, str]:

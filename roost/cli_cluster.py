@@ -1,4 +1,5 @@
-"""The ``roost cluster`` subcommands' arguments and output (see roost.cluster.launcher)."""
+"""The ``roost cluster`` subcommands' arguments and output; roost.cluster.launcher (imported
+only when one runs, so the embedded broker never loads roost.cluster) does the work."""
 
 from __future__ import annotations
 
