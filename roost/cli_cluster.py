@@ -60,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
             healthy = all(r.alive and r.health in ("ok", "ready", "accepting") for r in rows)
             return 0 if healthy else 1
         elif args.action == "scale":
-            started, stopped = launcher.scale(directory, args.count)
-            print(f"started: {', '.join(started) or '-'}; drained and stopped: "
-                  f"{', '.join(stopped) or '-'}")
+            result = launcher.scale(directory, args.count)
+            print(f"started: {', '.join(result.started) or '-'}; drained and stopped: "
+                  f"{', '.join(result.stopped) or '-'}")
+            if result.killed:
+                print(f"roost cluster: {', '.join(result.killed)} did not exit within "
+                      f"the drain grace period and were killed", file=sys.stderr)
         else:
             launcher.down(directory)
             print(f"cluster down; logs and data kept in {directory.resolve()}")

@@ -122,16 +122,25 @@ class ClusterState:
         try:
             data = json.loads((directory / STATE_FILE).read_text())
             proxy = data.get("haproxy")
-            return cls(dir=data["dir"], name=data["name"], host=data["host"],
-                       port=data["port"], state=data["state"],
-                       nats=[NatsEntry(**n) for n in data["nats"]],
-                       nodes=[NodeEntry(**n) for n in data["nodes"]],
-                       haproxy=ProxyEntry(**proxy) if proxy else None)
+            state = cls(dir=data["dir"], name=data["name"], host=data["host"],
+                        port=data["port"], state=data["state"],
+                        nats=[NatsEntry(**n) for n in data["nats"]],
+                        nodes=[NodeEntry(**n) for n in data["nodes"]],
+                        haproxy=ProxyEntry(**proxy) if proxy else None)
         except FileNotFoundError:
             raise LauncherError(f"{directory} holds no cluster ({STATE_FILE} is missing): "
                                 f"start one with roost cluster up --dir {directory}") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LauncherError(f"cannot read {directory / STATE_FILE}: {exc}") from None
+        # A pid that is gone, or now belongs to a process not started from this
+        # directory (after a reboot, say), is forgotten: never signalled.
+        entries: list[NatsEntry | NodeEntry | ProxyEntry] = [*state.nats, *state.nodes]
+        if state.haproxy is not None:
+            entries.append(state.haproxy)
+        for entry in entries:
+            if not ours(entry.pid, Path(state.dir)):
+                entry.pid = None
+        return state
 
 
 # --- processes ------------------------------------------------------------------------
@@ -153,6 +162,18 @@ def alive(pid: int | None) -> bool:
     except OSError:
         return True  # no /proc: kill(0) is all we know
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def ours(pid: int | None, directory: Path) -> bool:
+    """Whether ``pid`` runs and its command line names ``directory`` (every process
+    the launcher starts has a path under it in its arguments)."""
+    if not alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid
+    return str(directory).encode() in cmdline
 
 
 def _spawn(args: list[str], log: Path, cwd: Path) -> int:
@@ -587,10 +608,19 @@ def down(directory: Path) -> ClusterState:
         return state
 
 
-def scale(directory: Path, count: int) -> tuple[list[str], list[str]]:
-    """Bring the cluster to ``count`` nodes; return (started, stopped) node ids. New
-    nodes join before HAProxy sends them clients; removed nodes (the newest first)
-    drain and exit before HAProxy forgets them."""
+@dataclass
+class Scaled:
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    # Stopped nodes that did not exit within their drain grace period (+5 s) and were
+    # killed.
+    killed: list[str] = field(default_factory=list)
+
+
+def scale(directory: Path, count: int) -> Scaled:
+    """Bring the cluster to ``count`` nodes. New nodes join (ready, then checked UP
+    by HAProxy) before ``scale`` returns; removed nodes (the newest first) drain and
+    exit before HAProxy forgets them."""
     if count < 1:
         raise LauncherError("a cluster needs at least one node (roost cluster down stops "
                             "it)")
@@ -603,20 +633,19 @@ def scale(directory: Path, count: int) -> tuple[list[str], list[str]]:
             raise LauncherError("a NATS server of the cluster is not running: "
                                 "see roost cluster status")
         current = len(state.nodes)
-        started: list[str] = []
-        stopped: list[str] = []
+        result = Scaled()
         if count > current:
-            started = [n.node_id for n in _start_nodes(state, count - current)]
+            result.started = [n.node_id for n in _start_nodes(state, count - current)]
             _reload_haproxy(state)
         elif count < current:
             victims = sorted(state.nodes, key=lambda n: n.index)[count:]
-            _stop_nodes(state, victims)
-            stopped = [n.node_id for n in victims]
+            result.killed = _stop_nodes(state, victims)
+            result.stopped = [n.node_id for n in victims]
             state.nodes = [n for n in state.nodes if n not in victims]
             state.save()
             _reload_haproxy(state)
         state.save()
-        return started, stopped
+        return result
 
 
 @dataclass

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -132,7 +133,7 @@ def test_up_route_status_scale_down(cluster_dir: Path,
                for r in rows if r.kind == "node") >= 2
 
     # Scale up: node-3 joins HAProxy; established connections survive the reload.
-    assert launcher.scale(cluster_dir, 3) == (["node-3"], [])
+    assert launcher.scale(cluster_dir, 3) == launcher.Scaled(["node-3"], [], [])
     state = ClusterState.load(cluster_dir)
     assert launcher.haproxy_servers(state) == {"node-1": "UP", "node-2": "UP",
                                                "node-3": "UP"}
@@ -144,7 +145,7 @@ def test_up_route_status_scale_down(cluster_dir: Path,
     # and come back through HAProxy; node-1's clients stay connected.
     removed = [n for n in state.nodes if n.node_id != "node-1"]
     started = time.monotonic()
-    assert launcher.scale(cluster_dir, 1) == ([], ["node-2", "node-3"])
+    assert launcher.scale(cluster_dir, 1) == launcher.Scaled([], ["node-2", "node-3"], [])
     scale_down_time = time.monotonic() - started
     assert not any(launcher.alive(n.pid) for n in removed)
     state = ClusterState.load(cluster_dir)
@@ -178,6 +179,24 @@ def test_up_route_status_scale_down(cluster_dir: Path,
     assert launcher.processes_under(cluster_dir) == []
     assert (cluster_dir / "logs" / "node-1.log").stat().st_size > 0
     print(f"up {up_time:.1f} s, scale 3→1 {scale_down_time:.1f} s")
+
+
+def test_a_recorded_pid_of_another_process_is_never_signalled(tmp_path: Path) -> None:
+    """After a reboot cluster.json may name pids that now belong to others."""
+    state = ClusterState(str(tmp_path), "roost", "127.0.0.1", 1883, state="running",
+                         nodes=[launcher.NodeEntry(1, 4001, 5001, pid=os.getpid())])
+    state.save()
+    loaded = ClusterState.load(tmp_path)
+    assert loaded.pids() == []
+    assert launcher.down(tmp_path).state == "stopped"  # and this test still runs
+
+
+def test_up_refuses_a_taken_port(cluster_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(LauncherError, match="is taken"):
+            launcher.up(cluster_dir, nodes=1, nats=1, port=taken.getsockname()[1])
 
 
 def test_scale_down_client_reconnects_and_receives(cluster_dir: Path) -> None:
