@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from roost.cluster import launcher
 from roost.cluster.launcher import ClusterState, LauncherError
 from roost.mqtt import ReasonCode
 from roost.mqtt.packets import Disconnect, Pingreq, Pingresp, Puback, Publish
-from tests.broker import Closed, RawClient, free_port
+from tests.broker import ROOT, Closed, RawClient, free_port
 from tests.cluster.nodes import receive, routed
 
 
@@ -216,3 +218,28 @@ def test_scale_down_client_reconnects_and_receives(cluster_dir: Path) -> None:
     got = receive(keeper, 1)
     assert isinstance(got[0], Publish) and got[0].payload == b"after"
     launcher.down(cluster_dir)
+
+
+def test_the_commands_work_from_separate_processes(cluster_dir: Path) -> None:
+    """As from a shell: `up` returns while the cluster keeps running, and `status` and
+    `down` find it through cluster.json."""
+    def roost(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "roost.cli", "cluster", *args,
+                               "--dir", str(cluster_dir)], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT)
+
+    port = free_port()
+    up = roost("up", "--nodes", "1", "--nats", "1", "--port", str(port))
+    assert up.returncode == 0, up.stderr
+    assert f"MQTT on 127.0.0.1:{port}" in up.stdout
+    status = roost("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "node-1" in status.stdout and "ready" in status.stdout
+    client = connected(port, "from-shell", level=4)
+    client.disconnect()
+    pids = ClusterState.load(cluster_dir).pids()
+    assert len(pids) == 3
+    down = roost("down")
+    assert down.returncode == 0, down.stderr
+    assert not any(launcher.alive(pid) for pid in pids)
+    assert roost("status").returncode == 1
