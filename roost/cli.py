@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from roost import __version__, ctl
+from roost import __version__, cli_cluster, ctl
 from roost.auth import passwd_command
 from roost.bench.options import add_arguments as add_bench_arguments
 from roost.config import (
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     passwd_command.add_parser(sub)
     ctl.add_parser(sub)
+    cli_cluster.add_parser(sub)
     bench = sub.add_parser("bench", help="MQTT load generator (connections, rates, latency)",
                            description="Load-test an MQTT broker: see README, 'roost bench'.")
     add_bench_arguments(bench)
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return passwd_command.run(args)
     if args.command == "ctl":
         return ctl.run(args)
+    if args.command == "cluster":
+        return cli_cluster.run(args)
     if args.command == "bench":
         from roost.bench import main as bench_main
 

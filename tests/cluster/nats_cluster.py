@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,17 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from roost.cluster.natsbin import nats_server_path
+from roost.cluster.natsconf import free_ports, meta_leader, server_config
 
 HOST = "127.0.0.1"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on loopback (all held until all are chosen)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind((HOST, 0))
-        return [int(s.getsockname()[1]) for s in socks]
 
 
 def get_json(url: str, timeout: float = 2.0) -> dict[str, Any]:
@@ -76,19 +67,11 @@ class NatsServer:
 
     def write_config(self, cluster: str | None, routes: list[int], sync_always: bool,
                      jetstream: bool = True) -> None:
-        sync = "\n    sync_interval: always" if sync_always else ""
-        text = (f'server_name: "{self.name}"\n'
-                f'listen: "{HOST}:{self.client_port}"\n'
-                f'http: "{HOST}:{self.http_port}"\n'
-                f'log_file: "{self.log_path}"\n')
-        if jetstream:
-            text += f'jetstream {{\n    store_dir: "{self.dir / "store"}"{sync}\n}}\n'
-        if cluster is not None:
-            route_urls = ", ".join(f'"nats-route://{HOST}:{port}"' for port in routes)
-            text += (f'cluster {{\n    name: "{cluster}"\n'
-                     f'    listen: "{HOST}:{self.cluster_port}"\n'
-                     f'    routes: [{route_urls}]\n}}\n')
-        (self.dir / "nats.conf").write_text(text)
+        (self.dir / "nats.conf").write_text(server_config(
+            name=self.name, host=HOST, client_port=self.client_port,
+            http_port=self.http_port, log_file=self.log_path,
+            store_dir=self.dir / "store" if jetstream else None, cluster=cluster,
+            cluster_port=self.cluster_port, routes=routes, sync_always=sync_always))
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -156,14 +139,10 @@ class NatsCluster:
             if health.get("status") != "ok" or bool(jsz.get("disabled")) == self.jetstream:
                 return False
             if self.name is not None and self.jetstream:
-                meta = jsz.get("meta_cluster") or {}
-                if not meta.get("leader") or meta.get("cluster_size") != len(self.servers):
+                leader = meta_leader(server.name, jsz, len(self.servers))
+                if leader is None:
                     return False
-                leaders.add(meta["leader"])
-                # Only the leader's view of its followers is kept up to date.
-                if meta["leader"] == server.name and not all(
-                        peer.get("current") for peer in meta.get("replicas") or []):
-                    return False
+                leaders.add(leader)
         return len(leaders) <= 1
 
     def wait_ready(self, timeout: float) -> None:
