@@ -1,0 +1,214 @@
+"""ClusterRetained against the real 3-server JetStream cluster: two instances (two
+"nodes", each on its own server) share retained messages through the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import nats
+from nats.aio.client import Client
+
+from roost.app import AsyncioClock
+from roost.cluster.retained import ClusterRetained, stream_name
+from roost.engine.message import Message, Origin
+from tests.cluster.nats_cluster import NatsCluster
+
+_names = itertools.count()
+
+
+@asynccontextmanager
+async def two_nodes(nats_cluster: NatsCluster, replicas: int = 3
+                    ) -> AsyncIterator[tuple[ClusterRetained, ClusterRetained]]:
+    cluster = f"rt{next(_names)}"
+    clients: list[Client] = []
+    made: list[ClusterRetained] = []
+    clock = AsyncioClock(asyncio.get_running_loop())
+    try:
+        for url in nats_cluster.urls[:2]:
+            nc = await nats.connect(url)
+            clients.append(nc)
+            retained = ClusterRetained(nc, cluster, clock, replicas)
+            await retained.start()
+            made.append(retained)
+        yield made[0], made[1]
+    finally:
+        for retained in made:
+            await retained.stop()
+        if clients:
+            await clients[0].jetstream().delete_stream(stream_name(cluster))
+        for nc in clients:
+            await nc.close()
+
+
+def run(nats_cluster: NatsCluster,
+        test: Callable[[ClusterRetained, ClusterRetained], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with two_nodes(nats_cluster) as (a, b):
+            await test(a, b)
+
+    asyncio.run(main())
+
+
+def msg(topic: str, payload: bytes, qos: int = 1, expires_at: float | None = None,
+        origin_kind: Origin = Origin.CLIENT) -> Message:
+    return Message(topic, payload, qos, True, origin="c", expires_at=expires_at,
+                   origin_kind=origin_kind)
+
+
+def payloads(retained: ClusterRetained, topic_filter: str) -> list[bytes]:
+    now = asyncio.get_running_loop().time()
+    return sorted(m.payload for m in retained.matching(topic_filter, now))
+
+
+async def flushed(retained: ClusterRetained) -> bool:
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    retained.flushed(future.set_result)
+    return await asyncio.wait_for(future, 5)
+
+
+async def current(retained: ClusterRetained) -> bool:
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    retained.when_current(future.set_result)
+    return await asyncio.wait_for(future, 5)
+
+
+def test_an_update_on_one_node_reaches_the_others_index(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        a.update(msg("r/1", b"one"))
+        assert payloads(a, "r/#") == [b"one"]  # the writer's index at once
+        assert await flushed(a)
+        assert await current(b)
+        assert payloads(b, "r/#") == [b"one"]
+        assert (a.count, b.count) == (1, 1)
+        got = next(b.matching("r/1", 0))
+        assert (got.qos, got.retain, got.origin) == (1, True, "c")
+
+    run(jetstream_cluster, test)
+
+
+def test_an_empty_payload_deletes_everywhere(jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        a.update(msg("d/x", b"x"))
+        a.update(msg("d/y", b"y"))
+        assert await flushed(a) and await current(b)
+        assert payloads(b, "d/+") == [b"x", b"y"]
+        b.update(msg("d/x", b""))
+        assert payloads(b, "d/+") == [b"y"]
+        assert await flushed(b) and await current(a)
+        assert payloads(a, "d/+") == [b"y"]
+        assert (a.count, b.count) == (1, 1)
+
+    run(jetstream_cluster, test)
+
+
+def test_when_current_waits_for_an_update_published_just_before(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        for i in range(30):
+            a.update(msg("rw/t", b"%d" % i))
+            assert await flushed(a)  # as a PUBACK would
+            assert await current(b)  # right away, as a SUBSCRIBE would
+            assert payloads(b, "rw/t") == [b"%d" % i]
+
+    run(jetstream_cluster, test)
+
+
+def test_the_writer_never_goes_back_to_an_older_value(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        seen = []
+        for i in range(50):
+            a.update(msg("ord/t", b"%03d" % i))
+            seen.append(payloads(a, "ord/t"))
+            await asyncio.sleep(0)
+        assert seen == [[b"%03d" % i] for i in range(50)]
+        assert await flushed(a) and await current(a) and await current(b)
+        assert payloads(a, "ord/t") == payloads(b, "ord/t") == [b"049"]
+
+    run(jetstream_cluster, test)
+
+
+def test_concurrent_writers_agree_on_the_stream_order(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        for i in range(20):
+            a.update(msg("both/t", b"a%d" % i))
+            b.update(msg("both/t", b"b%d" % i))
+        assert await flushed(a) and await flushed(b)
+        assert await current(a) and await current(b)
+        assert payloads(a, "both/t") == payloads(b, "both/t")
+
+    run(jetstream_cluster, test)
+
+
+def test_expiry_is_a_deadline_carried_with_the_message(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        now = asyncio.get_running_loop().time()
+        a.update(msg("exp/short", b"s", expires_at=now + 0.5))
+        a.update(msg("exp/long", b"l", expires_at=now + 100))
+        assert await flushed(a) and await current(b)
+        got = {m.topic: m.expires_at for m in b.matching("exp/#", now)}
+        assert got.keys() == {"exp/short", "exp/long"}
+        assert abs((got["exp/short"] or 0) - (now + 0.5)) < 0.1
+        await asyncio.sleep(0.6)
+        assert payloads(b, "exp/#") == [b"l"]
+        assert b.count == 1
+
+    run(jetstream_cluster, test)
+
+
+def test_sys_values_and_remote_copies_stay_out_of_the_stream(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        a.update(msg("$SYS/broker/uptime", b"1", origin_kind=Origin.SYS), persist=False)
+        a.update(msg("rem/t", b"remote", origin_kind=Origin.REMOTE))
+        a.update(msg("mark/t", b"m"))
+        assert await flushed(a) and await current(b)
+        assert payloads(a, "$SYS/#") == [b"1"] and payloads(b, "$SYS/#") == []
+        assert payloads(a, "rem/#") == payloads(b, "rem/#") == []
+        assert payloads(b, "mark/t") == [b"m"]
+        info = await a.js.stream_info(a.stream)
+        assert info.state.messages == 2  # mark/t and the start probe
+
+    run(jetstream_cluster, test)
+
+
+def test_a_node_started_later_loads_the_stream(jetstream_cluster: NatsCluster) -> None:
+    async def main() -> None:
+        async with two_nodes(jetstream_cluster) as (a, _):
+            for i in range(100):
+                a.update(msg(f"late/{i}", b"%d" % i))
+            a.update(msg("late/5", b""))
+            assert await flushed(a)
+            nc = await nats.connect(jetstream_cluster.urls[2])
+            c = ClusterRetained(nc, a.stream.split("_")[1], a.clock)
+            try:
+                await c.start()  # returns once the index has caught up
+                assert c.count == 99 and payloads(c, "late/7") == [b"7"]
+            finally:
+                await c.stop()
+                await nc.close()
+
+    asyncio.run(main())
+
+
+def test_flushed_says_when_the_stream_did_not_take_a_message(
+        jetstream_cluster: NatsCluster) -> None:
+    async def main() -> None:
+        async with two_nodes(jetstream_cluster) as (a, _):
+            assert await flushed(a)  # nothing waiting
+            a.update(msg("gone/t", b"before"))
+            assert await flushed(a)
+            await a.js.delete_stream(a.stream)
+            a.update(msg("gone/t", b"lost"))
+            assert not await flushed(a)
+            assert a.failed == 1
+            await a.js.add_stream(name=a.stream, subjects=[f"{a.prefix}.>"],
+                                  max_msgs_per_subject=1)  # for two_nodes' clean-up
+
+    asyncio.run(main())
