@@ -68,7 +68,7 @@ class ClusterNode:
             log.warning("cluster: the retained stream is not available (%r): retained "
                         "messages stay on this node, in memory", exc)
         else:
-            engine.store = cast(Store, _FlushingStore(engine.store, retained))
+            engine.store = cast(Store, FlushingStore(engine.store, retained))
         log.warning("cluster mode is live routing only for now: messages cross nodes at "
                     "most once (QoS 1 and 2 included), sessions stay on their node "
                     "(docs/cluster.md, What works today)")
@@ -85,7 +85,7 @@ class ClusterNode:
         await self.backplane.close()
 
 
-class _FlushingStore:
+class FlushingStore:
     """The node's store, whose ``commit`` also waits for the retained stream to
     acknowledge every retained message published before the commit calls back."""
 

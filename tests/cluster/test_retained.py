@@ -7,14 +7,23 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import nats
 from nats.aio.client import Client
 
 from roost.app import AsyncioClock
+from roost.cluster.node import FlushingStore
 from roost.cluster.retained import ClusterRetained, stream_name
+from roost.engine.engine import Engine
+from roost.engine.hooks import AnonymousPolicy
 from roost.engine.message import Message, Origin
+from roost.engine.settings import EngineSettings
+from roost.engine.store import Store
+from roost.mqtt import Properties, Publish, ReasonCode
+from roost.mqtt.packets import Puback
 from tests.cluster.nats_cluster import NatsCluster
+from tests.engine.memory import MemoryClient
 
 _names = itertools.count()
 
@@ -208,6 +217,38 @@ def test_flushed_says_when_the_stream_did_not_take_a_message(
             a.update(msg("gone/t", b"lost"))
             assert not await flushed(a)
             assert a.failed == 1
+            await a.js.add_stream(name=a.stream, subjects=[f"{a.prefix}.>"],
+                                  max_msgs_per_subject=1)  # for two_nodes' clean-up
+
+    asyncio.run(main())
+
+
+def test_a_retained_puback_waits_for_the_stream(jetstream_cluster: NatsCluster) -> None:
+    async def main() -> None:
+        async with two_nodes(jetstream_cluster) as (a, b):
+            engine = Engine(a.clock, EngineSettings(), retained=a,
+                            authenticators=[AnonymousPolicy({"default": True}, True)])
+            engine.store = cast(Store, FlushingStore(engine.store, a))
+            client = MemoryClient(engine, 5)
+            client.connect("pub")
+            client.take()
+            client.send(Publish("ack/t", b"v", 1, True, False, 1, Properties()))
+            assert client.take() == []  # not before the stream has it
+            assert await flushed(a)
+            [ack] = client.take()
+            assert isinstance(ack, Puback) and ack.packet_id == 1
+            assert not ack.reason_code.is_error  # 0x10: no subscriber on this engine
+            assert await current(b) and payloads(b, "ack/t") == [b"v"]
+            client.send(Publish("plain/t", b"v", 1, False, False, 2, Properties()))
+            [ack] = client.take()  # no retained message waiting: at once
+            assert isinstance(ack, Puback) and ack.packet_id == 2
+
+            await a.js.delete_stream(a.stream)
+            client.send(Publish("ack/t", b"lost", 1, True, False, 3, Properties()))
+            assert not await flushed(a)
+            [ack] = client.take()
+            assert isinstance(ack, Puback)
+            assert ack.reason_code == ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
             await a.js.add_stream(name=a.stream, subjects=[f"{a.prefix}.>"],
                                   max_msgs_per_subject=1)  # for two_nodes' clean-up
 
