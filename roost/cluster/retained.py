@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -82,6 +82,8 @@ class _Local:
     pending: int = 0  # publishes not acknowledged yet
     floor: int = 0  # stream sequence of this node's last acknowledged write
     later: tuple[int, Message | None] | None = None  # newest entry seen while pending
+    last: int = 0  # number of this node's newest publish of the topic
+    lost: bool = False  # the stream refused that publish
 
 
 class ClusterRetained:
@@ -113,6 +115,9 @@ class ClusterRetained:
         self._tasks: set[asyncio.Task[None]] = set()
         self._publisher: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        # Topics whose value is being read back from the stream, with whether the
+        # consumer brought a newer entry meanwhile.
+        self._restoring: dict[str, bool] = {}
 
     # -- Lifecycle ------------------------------------------------------------------
 
@@ -246,6 +251,8 @@ class ClusterRetained:
             entry = self._local[topic] = _Local()
         entry.pending += 1
         self._issued += 1
+        entry.last = self._issued
+        entry.lost = False
         self._outgoing.append((topic, subject, message.payload, headers))
         self._outgoing_ready.set()
 
@@ -264,9 +271,7 @@ class ClusterRetained:
         if not self.active:
             done(False)
             return
-        task = asyncio.get_running_loop().create_task(self._current(done))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._current(done))
 
     def flushed(self, done: Callable[[bool], None]) -> None:
         """Call ``done(True)`` once every publish to the stream issued so far is
@@ -277,6 +282,38 @@ class ClusterRetained:
         self._flush_waiters.append((self._issued, self._done, done))
 
     # -- Inside ---------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restore(self, topic: str) -> None:
+        """Put the stream's value of ``topic`` back in the index, after the stream
+        refused this node's last write of it (unless something newer came meanwhile)."""
+        self._restoring[topic] = False
+        try:
+            subject = topic_to_subject(self.prefix, topic)
+            raw = await asyncio.wait_for(self.js.get_last_msg(self.stream, subject),
+                                         API_TIMEOUT)
+        except nats.js.errors.NotFoundError:
+            raw = None
+        except Exception as exc:
+            self._restoring.pop(topic, None)
+            log.warning("cluster: cannot read retained %r back from the stream: %r",
+                        topic, exc)
+            return
+        superseded = self._restoring.pop(topic, True)
+        if superseded or topic in self._local:
+            return  # the consumer, or a new write, has a newer value
+        if raw is None:
+            self._set(topic, None)
+        elif (raw.seq or 0) <= self.applied:
+            decoded = self._decode(raw.subject or subject, raw.data or b"", raw.headers,
+                                   raw.seq or 0)
+            if decoded is not None:
+                self._set(topic, decoded[1])
+        # else the consumer has not reached it yet and will apply it.
 
     def _set(self, topic: str, message: Message | None) -> None:
         if message is not None:
@@ -327,25 +364,37 @@ class ClusterRetained:
                     waiting.append((target, future))
             self._seq_waiters = waiting
 
-    def _apply(self, msg: Msg, seq: int) -> None:
+    def _decode(self, subject: str, data: bytes, headers: dict[str, str] | None,
+                seq: int) -> tuple[str, Message | None] | None:
+        """The topic and retained message (None: a delete marker) of a stream entry;
+        None if it is not one of Roost's."""
         try:
-            topic = subject_to_topic(self.prefix, msg.subject)
+            topic = subject_to_topic(self.prefix, subject)
         except ValueError:
-            return  # the start probe, or not Roost's
-        message: Message | None = None
-        if msg.data:
-            clock = self.clock
-            now = clock.monotonic()
-            try:
-                message = message_from(topic, msg.data, msg.headers, now)
-                deadline = (msg.headers or {}).get(EXPIRES_AT)
-                if deadline is not None:
-                    message.expires_at = now + float(deadline) - clock.wall()
-            except ValueError as exc:
-                self._once("malformed", "cluster: dropped retained message %d on %s: %s",
-                           seq, msg.subject, exc)
-                return
+            return None  # the start probe, or not Roost's
+        if not data:
+            return topic, None
+        clock = self.clock
+        now = clock.monotonic()
+        try:
+            message = message_from(topic, data, headers, now)
+            deadline = (headers or {}).get(EXPIRES_AT)
+            if deadline is not None:
+                message.expires_at = now + float(deadline) - clock.wall()
+        except ValueError as exc:
+            self._once("malformed", "cluster: dropped retained message %d on %s: %s",
+                       seq, subject, exc)
+            return None
+        return topic, message
+
+    def _apply(self, msg: Msg, seq: int) -> None:
+        decoded = self._decode(msg.subject, msg.data, msg.headers, seq)
+        if decoded is None:
+            return
+        topic, message = decoded
         entry = self._local.get(topic)
+        if entry is None and topic in self._restoring:
+            self._restoring[topic] = True
         if entry is not None:
             if entry.pending:
                 if entry.later is None or seq > entry.later[0]:
@@ -401,12 +450,20 @@ class ClusterRetained:
             entry.pending -= 1
             if seq is not None:
                 entry.floor = max(entry.floor, seq)
+            elif number == entry.last:
+                entry.lost = True
             if entry.pending == 0:
                 later, entry.later = entry.later, None
-                if later is not None and later[0] > entry.floor:
+                newer = later is not None and later[0] > entry.floor
+                if later is not None and newer:
                     self._set(topic, later[1])
                 if self.applied >= entry.floor:
                     del self._local[topic]
+                    if entry.lost and not newer:
+                        # The index shows a value the stream does not have, and the
+                        # consumer brings nothing newer: read the stream's back.
+                        self._spawn(self._restore(topic))
+                # else the consumer brings this node's last accepted write (floor).
         # Publishes complete in any order: advance over the contiguous ones.
         self._done_above.add(number)
         while self._done + 1 in self._done_above:

@@ -253,3 +253,24 @@ def test_a_retained_puback_waits_for_the_stream(jetstream_cluster: NatsCluster) 
                                   max_msgs_per_subject=1)  # for two_nodes' clean-up
 
     asyncio.run(main())
+
+
+def test_a_refused_write_gives_way_to_the_streams_value(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        a.update(msg("big/t", b"small"))
+        assert await flushed(a)
+        too_big = b"x" * (a.nc.max_payload + 1)
+        a.update(msg("big/t", too_big))  # NATS refuses it
+        a.update(msg("big/new", too_big))
+        assert payloads(a, "big/t") == [too_big]  # for now
+        assert not await flushed(a)
+        for _ in range(100):
+            if payloads(a, "big/#") == [b"small"]:
+                break
+            await asyncio.sleep(0.01)
+        assert payloads(a, "big/#") == [b"small"]  # back to what the stream holds
+        assert a.count == 1
+        assert await current(b) and payloads(b, "big/#") == [b"small"]
+
+    run(jetstream_cluster, test)
