@@ -19,8 +19,10 @@ an in-memory index (a topic trie, as ``RetainedMessages``) from an ordered consu
   value of a topic this node just wrote; once acknowledged, whichever is later in the
   stream wins.
 - ``when_current(done)`` reads the stream's last sequence (stream info, from the
-  stream's leader) when called, then calls ``done(True)`` once the index has applied it,
-  ``done(False)`` after ``CURRENT_TIMEOUT``. It never blocks the loop.
+  stream's leader) after the call, then calls ``done(True)`` once the index has applied
+  it, ``done(False)`` after ``CURRENT_TIMEOUT``. It never blocks the loop. Calls made
+  while a read is under way share the next read: one JetStream API request per round,
+  however many SUBSCRIBEs arrive at once.
 
 Expiry travels as a wall-clock deadline (``Roost-Expires-At``, seconds since the epoch):
 a message read from the stream later expires when it would have.
@@ -118,6 +120,9 @@ class ClusterRetained:
         # Topics whose value is being read back from the stream, with whether the
         # consumer brought a newer entry meanwhile.
         self._restoring: dict[str, bool] = {}
+        # when_current calls waiting for the next stream info read, with deadlines.
+        self._readers: list[tuple[float, Callable[[bool], None]]] = []
+        self._reading = False
 
     # -- Lifecycle ------------------------------------------------------------------
 
@@ -271,7 +276,10 @@ class ClusterRetained:
         if not self.active:
             done(False)
             return
-        self._spawn(self._current(done))
+        self._readers.append((asyncio.get_running_loop().time() + CURRENT_TIMEOUT, done))
+        if not self._reading:
+            self._reading = True
+            self._spawn(self._read_rounds())
 
     def flushed(self, done: Callable[[bool], None]) -> None:
         """Call ``done(True)`` once every publish to the stream issued so far is
@@ -323,21 +331,56 @@ class ClusterRetained:
         elif self._trie.discard(topic) is not None:
             self.count -= 1
 
-    async def _current(self, done: Callable[[bool], None]) -> None:
+    async def _read_rounds(self) -> None:
+        """Answer the SUBSCRIBEs waiting in ``_readers``, one stream info request per
+        round for all of them: a round reads the last sequence after every call it
+        answers was made, and calls made meanwhile wait for the next round."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
         try:
-            info = await asyncio.wait_for(self.js.stream_info(self.stream),
-                                          CURRENT_TIMEOUT)
-            left = CURRENT_TIMEOUT - (loop.time() - start)
-            await asyncio.wait_for(self._applied_future(info.state.last_seq), max(left, 0))
-        except (TimeoutError, nats.errors.Error) as exc:
-            self._once("current", "cluster: the retained index could not be brought up "
-                       "to date in time for a SUBSCRIBE (%r): it gets what this node has",
-                       exc)
-            done(False)
+            while self._readers:
+                batch, self._readers = self._readers, []
+                first = min(deadline for deadline, _ in batch)
+                try:
+                    info = await asyncio.wait_for(self.js.stream_info(self.stream),
+                                                  max(first - loop.time(), 0.0))
+                except Exception as exc:
+                    self._once("current", "cluster: the retained index could not be "
+                               "brought up to date in time for a SUBSCRIBE (%r): it gets "
+                               "what this node has", exc)
+                    for _, done in batch:
+                        self._call(done, False)
+                    continue
+                target = info.state.last_seq
+                for deadline, done in batch:
+                    self._when_applied(target, deadline, done)
+        finally:
+            self._reading = False
+
+    def _when_applied(self, target: int, deadline: float,
+                      done: Callable[[bool], None]) -> None:
+        if self.applied >= target:
+            self._call(done, True)
             return
-        done(True)
+        future = self._applied_future(target)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(max(deadline - loop.time(), 0.0), future.cancel)
+
+        def answer(f: asyncio.Future[None]) -> None:
+            timer.cancel()
+            if f.cancelled():
+                self._once("behind", "cluster: the retained index was still behind the "
+                           "stream %.1f s after a SUBSCRIBE: it gets what this node has",
+                           CURRENT_TIMEOUT)
+            self._call(done, not f.cancelled())
+
+        future.add_done_callback(answer)
+
+    @staticmethod
+    def _call(done: Callable[[bool], None], current: bool) -> None:
+        try:
+            done(current)
+        except Exception:
+            log.exception("cluster: a retained when_current callback failed")
 
     def _applied_future(self, seq: int) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import Any, cast
 
 import nats
 from nats.aio.client import Client
@@ -272,5 +272,32 @@ def test_a_refused_write_gives_way_to_the_streams_value(
         assert payloads(a, "big/#") == [b"small"]  # back to what the stream holds
         assert a.count == 1
         assert await current(b) and payloads(b, "big/#") == [b"small"]
+
+    run(jetstream_cluster, test)
+
+
+def test_subscribes_at_once_share_one_stream_read(jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        reads = 0
+        stream_info = b.js.stream_info
+
+        async def counted(name: str, subjects_filter: str | None = None) -> Any:
+            nonlocal reads
+            reads += 1
+            return await stream_info(name, subjects_filter)
+
+        b.js.stream_info = counted  # type: ignore[method-assign]
+        a.update(msg("many/t", b"v"))
+        assert await flushed(a)
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(50)]
+        for future in futures:
+            b.when_current(future.set_result)
+        assert await asyncio.wait_for(asyncio.gather(*futures), 5) == [True] * 50
+        assert reads == 1
+        assert payloads(b, "many/t") == [b"v"]
+        late: asyncio.Future[bool] = loop.create_future()
+        b.when_current(late.set_result)  # after the round: a read of its own
+        assert await late and reads == 2
 
     run(jetstream_cluster, test)
