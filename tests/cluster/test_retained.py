@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import nats
+import pytest
 from nats.aio.client import Client
 
 from roost.app import AsyncioClock
 from roost.cluster.node import FlushingStore
 from roost.cluster.retained import ClusterRetained, stream_name
+from roost.config import ConfigError, from_dict
 from roost.engine.engine import Engine
 from roost.engine.hooks import AnonymousPolicy
 from roost.engine.message import Message, Origin
@@ -301,3 +303,29 @@ def test_subscribes_at_once_share_one_stream_read(jetstream_cluster: NatsCluster
         assert await late and reads == 2
 
     run(jetstream_cluster, test)
+
+
+def test_replicas_are_configurable() -> None:
+    cluster = {"urls": ["nats://127.0.0.1:4222"]}
+    config = from_dict({"cluster": {**cluster, "replicas": 1}}).cluster
+    assert config is not None and config.replicas == 1
+    assert from_dict({"cluster": cluster}).cluster.replicas == 3  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="cluster.replicas"):
+        from_dict({"cluster": {**cluster, "replicas": 0}})
+
+
+def test_a_stream_that_is_not_roosts_is_refused(jetstream_cluster: NatsCluster) -> None:
+    async def main() -> None:
+        nc = await nats.connect(jetstream_cluster.urls[0])
+        js = nc.jetstream()
+        retained = ClusterRetained(nc, "foreign", AsyncioClock(asyncio.get_running_loop()))
+        await js.add_stream(name=retained.stream, subjects=[f"{retained.prefix}.>"])
+        try:
+            with pytest.raises(RuntimeError, match="max_msgs_per_subject -1"):
+                await retained.start()
+            assert not retained.active
+        finally:
+            await js.delete_stream(retained.stream)
+            await nc.close()
+
+    asyncio.run(main())
