@@ -359,7 +359,7 @@ class ClusterRetained:
     def _when_applied(self, target: int, deadline: float,
                       done: Callable[[bool], None]) -> None:
         if self.applied >= target:
-            self._call(done, True)
+            self._when_released(target, deadline, done)
             return
         future = self._applied_future(target)
         loop = asyncio.get_running_loop()
@@ -371,9 +371,33 @@ class ClusterRetained:
                 self._once("behind", "cluster: the retained index was still behind the "
                            "stream %.1f s after a SUBSCRIBE: it gets what this node has",
                            CURRENT_TIMEOUT)
-            self._call(done, not f.cancelled())
+                self._call(done, False)
+            else:
+                self._when_released(target, deadline, done)
 
         future.add_done_callback(answer)
+
+    def _when_released(self, target: int, deadline: float,
+                       done: Callable[[bool], None]) -> None:
+        """``done(True)`` once no stream entry up to ``target`` is held back behind
+        this node's own unacknowledged write of its topic (which may come before it in
+        the stream); ``done(False)`` at ``deadline`` if one still is."""
+        if not any(entry.pending and entry.later is not None and entry.later[0] <= target
+                   for entry in self._local.values()):
+            self._call(done, True)
+            return
+        loop = asyncio.get_running_loop()
+        answered = False
+
+        def answer(current: bool) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                timer.cancel()
+                self._call(done, current)
+
+        timer = loop.call_later(max(deadline - loop.time(), 0.0), answer, False)
+        self.flushed(lambda _: answer(True))
 
     @staticmethod
     def _call(done: Callable[[bool], None], current: bool) -> None:

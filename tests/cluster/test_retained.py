@@ -329,3 +329,24 @@ def test_a_stream_that_is_not_roosts_is_refused(jetstream_cluster: NatsCluster) 
             await nc.close()
 
     asyncio.run(main())
+
+
+def test_a_subscribe_waits_for_a_newer_value_held_behind_the_nodes_own_write(
+        jetstream_cluster: NatsCluster) -> None:
+    async def test(a: ClusterRetained, b: ClusterRetained) -> None:
+        loop = asyncio.get_running_loop()
+        answered = b._answered
+
+        def slow(*args: Any) -> None:  # b learns of its acknowledgements late
+            loop.call_later(0.3, answered, *args)
+
+        b._answered = slow  # type: ignore[method-assign]
+        b.update(msg("held/t", b"from b"))  # first in the stream...
+        await asyncio.sleep(0.05)
+        a.update(msg("held/t", b"from a"))  # ...then this one, acknowledged
+        assert await flushed(a)
+        assert await current(b)
+        assert payloads(b, "held/t") == [b"from a"]
+        assert await current(a) and payloads(a, "held/t") == [b"from a"]
+
+    run(jetstream_cluster, test)
