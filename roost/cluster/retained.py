@@ -137,13 +137,15 @@ class ClusterRetained:
             ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
         self.active = True
         self._publisher = asyncio.get_running_loop().create_task(self._publish_loop())
-        info = await self.js.stream_info(self.stream)
-        last = info.state.last_seq
+        last = 0
         try:
+            info = await asyncio.wait_for(self.js.stream_info(self.stream), API_TIMEOUT)
+            last = info.state.last_seq
             await asyncio.wait_for(self._applied_future(last), START_TIMEOUT)
-        except TimeoutError:
-            log.warning("cluster: retained index at sequence %d of %d after %.0f s; "
-                        "going on", self.applied, last, START_TIMEOUT)
+        except (TimeoutError, nats.errors.Error) as exc:
+            # In use all the same: SUBSCRIBEs wait for the index themselves.
+            log.warning("cluster: retained index at sequence %d of %d at start (%r); "
+                        "going on", self.applied, last, exc)
         log.info("cluster: retained stream %s: %d topics, sequence %d", self.stream,
                  self.count, self.applied)
 
