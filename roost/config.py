@@ -172,6 +172,9 @@ class ClusterConfig:
     # The NATS servers' HTTP monitoring endpoints (http://HOST:8222), one per server,
     # for the start-up checks (roost.cluster.preflight).
     monitor_urls: tuple[str, ...] = ()
+    # Replicas of the cluster's JetStream streams (the retained stream): 3 keeps them
+    # through the loss of one NATS server; 1 for a lone server (tests).
+    replicas: int = 3
 
 
 def format_host_port(host: str, port: int) -> str:
@@ -209,6 +212,7 @@ class Config:
 
 # (minimum, maximum) for integer settings; None means unbounded on that side.
 _INT_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "replicas": (1, 5),
     "max_packet_size": (64, 268_435_460),
     "receive_maximum": (1, 65535),
     "max_inflight": (1, 65535),
