@@ -120,7 +120,7 @@ def test_cluster_node_id_defaults_to_host_and_pid_as_a_nats_token():
      "cluster.tls_key_file: required with tls_cert_file"),
     ({"cluster": {"urls": ["nats://a"], "credentials": "x.creds"}},
      "cluster.credentials: unknown key (known keys: credentials_file, monitor_urls, name, "
-     "node_id, tls_ca_file, tls_cert_file, tls_key_file, urls)"),
+     "node_id, replicas, tls_ca_file, tls_cert_file, tls_key_file, urls)"),
 ])
 def test_cluster_errors_name_the_file_and_key(data, message):
     with pytest.raises(ConfigError) as err:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import time
+from pathlib import Path
 
 from roost.mqtt import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode, Will
 from tests.broker import BrokerProcess, RawClient
@@ -285,7 +288,12 @@ def test_session_and_delayed_will_of_an_idle_broker_survive_kill9() -> None:
         c.connect("idle-will", properties=Properties(session_expiry_interval=EXPIRY),
                   will=Will("idle/will", b"bye", 1, True, Properties(will_delay_interval=3)))
         c.close()  # no DISCONNECT: the will is due in 3 s
-        broker.wait_log("disconnected idle-will")
+        # With no other traffic, the will reaches the disk by itself (before the fix
+        # it waited for some later commit); kill -9 once it is there.
+        deadline = time.monotonic() + 5
+        while not stored_will(broker, "idle-will"):
+            assert time.monotonic() < deadline, "the delayed will was never committed"
+            time.sleep(0.05)
         broker.kill9()
         broker.start()
         watcher, _ = connect(broker.port, "idle-watch", 5)
@@ -294,3 +302,15 @@ def test_session_and_delayed_will_of_an_idle_broker_survive_kill9() -> None:
         assert (msg.topic, msg.payload) == ("idle/will", b"bye")  # type: ignore[attr-defined]
         _, present = connect(broker.port, "idle-session", 5, clean=False, expiry=EXPIRY)
         assert present
+
+
+def stored_will(broker: BrokerProcess, client_id: str) -> bool:
+    """Whether the broker's database holds a will for ``client_id`` (read-only)."""
+    path = Path(broker.data_dir) / "roost.db"
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT will_topic FROM sessions WHERE client_id = ?",
+                         (client_id,)).fetchone()
+    finally:
+        db.close()
+    return row is not None and row[0] is not None
