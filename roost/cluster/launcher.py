@@ -22,15 +22,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +35,17 @@ from typing import Any
 
 from roost.cluster.natsbin import nats_server_path
 from roost.cluster.natsconf import free_ports, meta_leader, server_config
+from roost.cluster.processes import (
+    accepts,
+    alive,
+    get_json,
+    http_get,
+    log_tail,
+    ours,
+    send_signal,
+    spawn,
+    stop_processes,
+)
 
 STATE_FILE = "cluster.json"
 NODE_HOST = "127.0.0.1"  # nodes and NATS listen on loopback; HAProxy binds --host
@@ -143,131 +151,6 @@ class ClusterState:
         return state
 
 
-# --- processes ------------------------------------------------------------------------
-
-def alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie does not; one of ours is reaped on the way)."""
-    if pid is None:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: kill(0) is all we know
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def ours(pid: int | None, directory: Path) -> bool:
-    """Whether ``pid`` runs and its command line names ``directory`` (every process
-    the launcher starts has a path under it in its arguments)."""
-    if not alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc: trust the pid
-    return str(directory).encode() in cmdline
-
-
-def _spawn(args: list[str], log: Path, cwd: Path) -> int:
-    """Start ``args`` detached (own session, so its process group is its pid), output
-    appended to ``log``; return its pid."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    return proc.pid
-
-
-def _signal(pid: int | None, sig: signal.Signals) -> None:
-    if alive(pid):
-        assert pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def stop_processes(pids: list[int], timeout: float) -> list[int]:
-    """SIGTERM ``pids``, wait up to ``timeout`` s for them to exit, SIGKILL (with their
-    process groups) those still there; return the pids that had to be killed."""
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    killed = [pid for pid in pids if alive(pid)]
-    for pid in pids:
-        kill_group(pid)
-    deadline = time.monotonic() + 5.0
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return killed
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group that ``_spawn`` gave ``pid`` (HAProxy's workers are in
-    it), if that group still exists."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-            return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def processes_under(directory: Path) -> list[int]:
-    """Pids of processes whose command line names a path under ``directory`` (Linux):
-    what the cluster in it started, whatever ``cluster.json`` says."""
-    needle = str(directory.resolve()).encode()
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        pid = int(proc.name)
-        if needle in cmdline and pid != os.getpid() and alive(pid):
-            found.append(pid)
-    return found
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _get_json(url: str) -> dict[str, Any]:
-    data = json.loads(_http_get(url)[1])
-    if not isinstance(data, dict):
-        raise ValueError(f"{url}: not a JSON object")
-    return data
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One cluster command at a time per directory."""
@@ -297,7 +180,7 @@ def _start_nats(state: ClusterState, count: int) -> None:
             cluster_port=server.cluster_port, routes=routes))
     state.nats = servers
     for server in servers:
-        server.pid = _spawn([binary, "-c", str(state.path / server.name / "nats.conf")],
+        server.pid = spawn([binary, "-c", str(state.path / server.name / "nats.conf")],
                             state.path / "logs" / f"{server.name}.out", state.path)
     state.save()
 
@@ -307,10 +190,10 @@ def _nats_ready(state: ClusterState) -> bool:
     for server in state.nats:
         if not alive(server.pid):
             log = state.path / "logs" / f"{server.name}.log"
-            raise LauncherError(f"nats-server {server.name} exited:\n{_log_tail(log)}")
+            raise LauncherError(f"nats-server {server.name} exited:\n{log_tail(log)}")
         try:
-            health = _get_json(server.monitor_url + "/healthz")
-            jsz = _get_json(server.monitor_url + "/jsz")
+            health = get_json(server.monitor_url + "/healthz")
+            jsz = get_json(server.monitor_url + "/jsz")
         except (OSError, ValueError):
             return False
         if health.get("status") != "ok" or jsz.get("disabled"):
@@ -365,7 +248,7 @@ def _start_nodes(state: ClusterState, count: int) -> list[NodeEntry]:
         d = state.path / node.node_id
         (d / "data").mkdir(parents=True, exist_ok=True)
         (d / "roost.toml").write_text(node_config(state, node))
-        node.pid = _spawn([sys.executable, "-m", "roost.cli", "serve", "--config",
+        node.pid = spawn([sys.executable, "-m", "roost.cli", "serve", "--config",
                            str(d / "roost.toml")],
                           state.path / "logs" / f"{node.node_id}.log", d)
         state.nodes.append(node)
@@ -375,7 +258,7 @@ def _start_nodes(state: ClusterState, count: int) -> list[NodeEntry]:
         for node in new:
             if not alive(node.pid):
                 log = state.path / "logs" / f"{node.node_id}.log"
-                raise LauncherError(f"{node.node_id} exited:\n{_log_tail(log)}")
+                raise LauncherError(f"{node.node_id} exited:\n{log_tail(log)}")
         return all(node_ready(node) for node in new)
 
     _wait(", ".join(n.node_id for n in new), ready)
@@ -384,7 +267,7 @@ def _start_nodes(state: ClusterState, count: int) -> list[NodeEntry]:
 
 def node_ready(node: NodeEntry) -> bool:
     try:
-        return _http_get(f"http://{node.http}/readyz", 1.0)[0] == 200
+        return http_get(f"http://{node.http}/readyz", 1.0)[0] == 200
     except OSError:
         return False
 
@@ -392,7 +275,7 @@ def node_ready(node: NodeEntry) -> bool:
 def node_connections(node: NodeEntry) -> int | None:
     """The node's open connections (``roost_connections`` in /metrics)."""
     try:
-        status, body = _http_get(f"http://{node.http}/metrics", 2.0)
+        status, body = http_get(f"http://{node.http}/metrics", 2.0)
     except OSError:
         return None
     if status != 200:
@@ -463,7 +346,7 @@ def _haproxy_loads(state: ClusterState) -> tuple[int, int]:
 def _start_haproxy(state: ClusterState) -> None:
     cfg = _write_haproxy_config(state)
     state.haproxy = ProxyEntry(state.host, state.port)
-    state.haproxy.pid = _spawn([haproxy_path(), "-W", "-db", "-f", str(cfg)],
+    state.haproxy.pid = spawn([haproxy_path(), "-W", "-db", "-f", str(cfg)],
                                state.path / "logs" / "haproxy.log", state.path)
     state.save()
 
@@ -471,8 +354,8 @@ def _start_haproxy(state: ClusterState) -> None:
         assert state.haproxy is not None
         if not alive(state.haproxy.pid):
             raise LauncherError("haproxy exited:\n"
-                                + _log_tail(state.path / "logs" / "haproxy.log"))
-        return _haproxy_loads(state)[0] >= 1 and _accepts(state.host, state.port)
+                                + log_tail(state.path / "logs" / "haproxy.log"))
+        return _haproxy_loads(state)[0] >= 1 and accepts(state.host, state.port)
 
     _wait("HAProxy", ready, 10.0)
     _wait_checked(state)
@@ -485,14 +368,14 @@ def _reload_haproxy(state: ClusterState) -> None:
     assert state.haproxy is not None
     before = _haproxy_loads(state)
     _write_haproxy_config(state)
-    _signal(state.haproxy.pid, signal.SIGUSR2)
+    send_signal(state.haproxy.pid, signal.SIGUSR2)
 
     def reloaded() -> bool:
         assert state.haproxy is not None
         ok, failed = _haproxy_loads(state)
         if failed > before[1] or not alive(state.haproxy.pid):
             raise LauncherError("HAProxy reload failed:\n"
-                                + _log_tail(state.path / "logs" / "haproxy.log"))
+                                + log_tail(state.path / "logs" / "haproxy.log"))
         return ok > before[0]
 
     _wait("HAProxy reload", reloaded, 10.0)
@@ -556,7 +439,7 @@ def up(directory: Path, *, nodes: int = 3, nats: int = 3, port: int = 1883,
                 f"{directory} already has a running cluster (pids "
                 f"{', '.join(map(str, running.pids()))}): roost cluster down --dir "
                 f"{directory} first")
-        if _accepts(host, port):
+        if accepts(host, port):
             raise LauncherError(f"{host}:{port} is taken: choose another --port")
         haproxy_path()
         nats_server_path()
@@ -667,8 +550,8 @@ def status(directory: Path) -> list[StatusRow]:
         health, detail = "-", f"client {server.client_port}, monitor {server.http_port}"
         if ok:
             try:
-                health = str(_get_json(server.monitor_url + "/healthz").get("status", "?"))
-                jsz = _get_json(server.monitor_url + "/jsz")
+                health = str(get_json(server.monitor_url + "/healthz").get("status", "?"))
+                jsz = get_json(server.monitor_url + "/jsz")
                 leader = (jsz.get("meta_cluster") or {}).get("leader")
                 if leader:
                     detail += f", meta leader {leader}"
@@ -688,7 +571,7 @@ def status(directory: Path) -> list[StatusRow]:
         rows.append(StatusRow("node", node.node_id, node.pid, ok, health, detail))
     if state.haproxy is not None:
         ok = alive(state.haproxy.pid)
-        health = "accepting" if ok and _accepts(state.host, state.port) else "-"
+        health = "accepting" if ok and accepts(state.host, state.port) else "-"
         rows.append(StatusRow("haproxy", "haproxy", state.haproxy.pid, ok, health,
                               f"{state.host}:{state.port}"))
     return rows

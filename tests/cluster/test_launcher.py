@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from roost.cli import main
-from roost.cluster import launcher
+from roost.cluster import launcher, processes
 from roost.cluster.launcher import ClusterState, LauncherError
 from roost.mqtt import ReasonCode
 from roost.mqtt.packets import Disconnect, Pingreq, Pingresp, Puback, Publish
@@ -35,7 +35,7 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
     with contextlib.suppress(Exception):
         if (directory / launcher.STATE_FILE).exists():
             launcher.down(directory)
-    leftovers = launcher.processes_under(directory)
+    leftovers = processes.processes_under(directory)
     for pid in leftovers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -108,7 +108,7 @@ def test_up_route_status_scale_down(cluster_dir: Path,
     up_time = time.monotonic() - started
     assert state.state == "running" and len(state.nodes) == 2 and len(state.nats) == 3
     first_pids = set(state.pids())
-    assert all(launcher.alive(pid) for pid in first_pids)
+    assert all(processes.alive(pid) for pid in first_pids)
     # Every NATS server syncs always, as written.
     for i in (1, 2, 3):
         assert "sync_interval: always" in (cluster_dir / f"nats-{i}" / "nats.conf").read_text()
@@ -149,7 +149,7 @@ def test_up_route_status_scale_down(cluster_dir: Path,
     started = time.monotonic()
     assert launcher.scale(cluster_dir, 1) == launcher.Scaled([], ["node-2", "node-3"], [])
     scale_down_time = time.monotonic() - started
-    assert not any(launcher.alive(n.pid) for n in removed)
+    assert not any(processes.alive(n.pid) for n in removed)
     state = ClusterState.load(cluster_dir)
     assert launcher.haproxy_servers(state) == {"node-1": "UP"}
     for node_id, client in on3.items():
@@ -177,8 +177,8 @@ def test_up_route_status_scale_down(cluster_dir: Path,
     all_pids = first_pids | set(state.pids()) | {n.pid for n in removed if n.pid}
     state = launcher.down(cluster_dir)
     assert state.state == "stopped" and state.pids() == []
-    assert not any(launcher.alive(pid) for pid in all_pids)
-    assert launcher.processes_under(cluster_dir) == []
+    assert not any(processes.alive(pid) for pid in all_pids)
+    assert processes.processes_under(cluster_dir) == []
     assert (cluster_dir / "logs" / "node-1.log").stat().st_size > 0
     print(f"up {up_time:.1f} s, scale 3→1 {scale_down_time:.1f} s")
 
@@ -241,5 +241,5 @@ def test_the_commands_work_from_separate_processes(cluster_dir: Path) -> None:
     assert len(pids) == 3
     down = roost("down")
     assert down.returncode == 0, down.stderr
-    assert not any(launcher.alive(pid) for pid in pids)
+    assert not any(processes.alive(pid) for pid in pids)
     assert roost("status").returncode == 1
