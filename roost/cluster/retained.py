@@ -48,6 +48,7 @@ from roost.cluster.codec import EXPIRY, headers_for, message_from
 from roost.cluster.subjects import SubjectTooLong, subject_to_topic, topic_to_subject
 from roost.engine.clock import Clock
 from roost.engine.message import Message, Origin
+from roost.engine.retained import split_expired
 from roost.engine.topic_trie import TopicTrie
 
 log = logging.getLogger("roost.cluster")
@@ -264,15 +265,11 @@ class ClusterRetained:
         self._outgoing_ready.set()
 
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
-        expired = []
-        for message in self._trie.match_names(topic_filter):
-            if message.expired(now):
-                expired.append(message)
-            else:
-                yield message
+        live, expired = split_expired(self._trie.match_names(topic_filter), now)
         for message in expired:
             if self._trie.discard(message.topic) is not None:
                 self.count -= 1
+        return iter(live)
 
     def when_current(self, done: Callable[[bool], None]) -> None:
         if not self.active:

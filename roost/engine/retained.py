@@ -7,7 +7,7 @@ updates of every node (cluster.md: a stream with one message per topic).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from roost.engine.message import Message
@@ -83,13 +83,20 @@ class RetainedMessages:
 
     def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
         """Unexpired retained messages whose topic ``topic_filter`` matches."""
-        expired = []
-        for message in self._trie.match_names(topic_filter):
-            if message.expired(now):
-                expired.append(message)
-            else:
-                yield message
+        live, expired = split_expired(self._trie.match_names(topic_filter), now)
         for message in expired:
             if self._trie.discard(message.topic) is not None:
                 self.count -= 1
             self._store.retained_delete(message.topic)
+        return iter(live)
+
+
+def split_expired(messages: Iterable[Message], now: float
+                  ) -> tuple[list[Message], list[Message]]:
+    """``messages`` as (still live, expired at ``now``, monotonic seconds): what a
+    retained index sends and what it discards."""
+    live: list[Message] = []
+    expired: list[Message] = []
+    for message in messages:
+        (expired if message.expired(now) else live).append(message)
+    return live, expired

@@ -22,22 +22,6 @@ def nodes(jetstream_cluster: NatsCluster) -> Iterator[list[BrokerProcess]]:
         yield started
 
 
-@pytest.fixture
-def on(nodes: list[BrokerProcess]) -> Iterator[Callable[..., RawClient]]:
-    """``on(node, client_id, level=5)``: a client connected to node 1, 2 or 3."""
-    made: list[RawClient] = []
-
-    def connect(node: int, client_id: str, level: int = 5) -> RawClient:
-        client = RawClient(nodes[node - 1].port, level)
-        assert client.connect(client_id).reason_code == ReasonCode.SUCCESS
-        made.append(client)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
-
-
 def test_nodes_joined_the_cluster_and_warn_of_at_most_once(
         nodes: list[BrokerProcess], jetstream_cluster: NatsCluster) -> None:
     for i, node in enumerate(nodes):

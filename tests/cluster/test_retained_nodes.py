@@ -22,21 +22,6 @@ def nodes(jetstream_cluster: NatsCluster) -> Iterator[list[BrokerProcess]]:
         yield started
 
 
-@pytest.fixture
-def on(nodes: list[BrokerProcess]) -> Iterator[Callable[..., RawClient]]:
-    made: list[RawClient] = []
-
-    def connect(node: int, client_id: str) -> RawClient:
-        client = RawClient(nodes[node - 1].port, 5)
-        assert client.connect(client_id).reason_code == ReasonCode.SUCCESS
-        made.append(client)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
-
-
 def retained_publish(client: RawClient, topic: str, payload: bytes, packet_id: int) -> None:
     client.publish(topic, payload, 1, retain=True, packet_id=packet_id)
     ack = client.expect(Puback)
